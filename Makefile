@@ -1,0 +1,24 @@
+# Two commands on a fresh machine (see README):
+#   make lab    set everything up and open the tutorial in JupyterLab
+#   make test   set everything up and run every test (library tests + notebooks under nbval, quick mode)
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+.PHONY: setup lab test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,browser]"
+	touch $@
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/01_local_vi.ipynb
+
+test: setup
+	INFERNET_QUICK=$${INFERNET_QUICK:-1} $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/artifacts

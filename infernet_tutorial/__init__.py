@@ -1,0 +1,38 @@
+"""infernet_tutorial: inference networks (amortized variational inference), taught by running them.
+
+    family(x, idx) -> q(z)          LocalFactors | MLPEncoder | ConvEncoder | LinearEncoder
+    elbo / iwae_bound               bounds on log p(x), per data point, in nats
+    fit(objective, variables, ...)  the one training loop; train / infer_local / evaluate build on it
+
+Names are imported lazily, so ``python -m infernet_tutorial --help`` answers before TensorFlow loads.
+"""
+import importlib as _importlib
+import os as _os
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # fewer TensorFlow C++ start-up lines in notebooks
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "data": ["Digits", "MNISTDataError", "binarize_once", "load_mnist", "mnist_source"],
+    "device": ["device_summary"],
+    "families": ["ConvEncoder", "LinearEncoder", "LocalFactors", "MLPEncoder"],
+    "inference": ["DivergenceWarning", "History", "elbo_objective", "evaluate", "fit", "infer_local", "train"],
+    "models": ["BernoulliDecoder", "LinearGaussian", "standard_normal_prior"],
+    "objectives": ["elbo", "iwae_bound"],
+    "settings": ["quick_mode"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(_importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'infernet_tutorial' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,396 @@
+"""One training loop for every kind of variational inference in the tutorial.
+
+    fit(objective, variables, data, ...) maximizes mean objective(x_batch, idx_batch, seed)
+
+Local VI, amortized VI and test-time inference differ only in ``variables``:
+
+    local VI        LocalFactors(N, d).trainable_variables (+ decoder's, to learn the model too)
+    amortized VI    encoder.trainable_variables + decoder.trainable_variables
+    test time       fresh LocalFactors for the new points (decoder frozen), started at the prior
+                    (`infer_local`) or at the encoder's output (semi-amortized, `infer_local(init=encoder)`)
+
+The loop runs whole epochs inside one compiled `tf.function` (XLA) over data that lives on the
+device: shuffling, dynamic binarization and the Monte Carlo noise are drawn on the device from
+stateless seeds derived from (seed, global step), so a run is reproducible and a resumed run
+continues with exactly the randomness it would have used. The loop stops at the first non-finite
+ELBO and keeps finite weights; Ctrl-C returns the history so far.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from .data import NUM_PIXELS
+from .families import LocalFactors, check_batch
+from .models import BernoulliDecoder
+from .objectives import elbo, iwae_bound
+
+Objective = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training produced a non-finite ELBO and was stopped."""
+
+
+@dataclass
+class History:
+    """What `fit` returns. ``elbo[t]``: mean ELBO (nats) of step t's batch."""
+
+    elbo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    seconds: float = 0.0  # wall time of the whole call, compilation included
+    compile_seconds: float = 0.0  # wall time of the first compiled call (tracing + XLA + one chunk)
+    steps: int = 0
+    images: int = 0
+    batch_size: int = 0
+    interrupted: bool = False
+    diverged_at: int | None = None  # global step (0-based) whose ELBO was not finite
+    message: str = ""
+    _chunk_times: list = field(default_factory=list, repr=False)  # (steps, seconds) per compiled call
+
+    @property
+    def final_elbo(self) -> float:
+        """Mean ELBO over the last min(100, steps) finite steps."""
+        finite = self.elbo[np.isfinite(self.elbo)]
+        return float(np.mean(finite[-100:])) if len(finite) else float("nan")
+
+    @property
+    def images_per_second(self) -> float:
+        """Throughput after the first (compiling) call; over the whole run if there was one call."""
+        warm = self._chunk_times[1:] or self._chunk_times
+        steps, secs = sum(s for s, _ in warm), sum(t for _, t in warm)
+        return steps * self.batch_size / secs if secs > 0 else float("nan")
+
+
+def _validate_data(data, batch_size: int, binarize: bool) -> tf.Tensor:
+    if isinstance(data, np.ndarray) and data.dtype != np.float32:
+        if not np.issubdtype(data.dtype, np.floating):
+            raise ValueError(f"data must be float32, got dtype {data.dtype} (convert with .astype('float32'))")
+        data = data.astype(np.float32)
+    data = tf.convert_to_tensor(data, tf.float32)
+    if data.shape.rank != 2:
+        raise ValueError(f"data must have shape [N, D], got {data.shape.as_list()}")
+    n = int(data.shape[0])
+    if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size > n:
+        raise ValueError(f"batch_size={batch_size} is larger than the data ({n} points); use batch_size <= {n}")
+    if binarize:
+        lo, hi = float(tf.reduce_min(data)), float(tf.reduce_max(data))
+        if lo < 0 or hi > 1:
+            raise ValueError(f"binarize=True needs pixel intensities in [0, 1], got values in [{lo:g}, {hi:g}]")
+    return data
+
+
+def _batches(n: int, batch_size: int, steps_per_epoch: int, seed: int, step0: int, num: int) -> tf.Tensor:
+    """Row numbers of the ``num`` batches that start at global step ``step0``: ``[num, batch] int32``.
+
+    Each epoch is a fresh permutation drawn from (seed, epoch); a call never crosses an epoch end.
+    Computed outside the compiled loop: XLA runs the loop markedly faster when a step's batch is
+    found by the loop counter alone.
+    """
+    epoch, pos = divmod(step0, steps_per_epoch)
+    perm = tf.argsort(tf.random.stateless_uniform([n], seed=[seed, epoch]))
+    if steps_per_epoch == 1:  # full batch: every step sees every point
+        return tf.tile(perm[None, :batch_size], [num, 1])
+    return tf.reshape(perm[pos * batch_size : (pos + num) * batch_size], [num, batch_size])
+
+
+def _all_finite(tensors) -> tf.Tensor:
+    flags = [tf.reduce_all(tf.math.is_finite(t.values if isinstance(t, tf.IndexedSlices) else t)) for t in tensors if t is not None]
+    return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
+
+
+def fit(
+    objective: Objective,
+    variables: Sequence[tf.Variable],
+    data,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    batch_size: int = 100,
+    learning_rate: float = 1e-3,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    seed: int = 0,
+    binarize: bool = False,
+    steps_per_call: int = 100,
+    jit_compile: bool = True,
+    progress: bool = True,
+    desc: str = "fit",
+    callback: Callable[[History], None] | None = None,
+    checkpoint_dir: str | None = None,
+) -> History:
+    """Maximize the mean of ``objective(x, idx, seed) -> [batch]`` over ``variables`` with Adam.
+
+    data: ``[N, D] float32``; ``idx`` are the batch's row numbers in ``data``.
+    Give ``epochs`` (passes over the data) or ``steps`` (gradient steps). ``binarize=True`` draws
+    fresh Bernoulli pixels for every batch (data must be grey levels in [0, 1]).
+    ``optimizer``: reuse one (e.g. to continue training); otherwise Adam(learning_rate).
+    The global step is ``optimizer.iterations``: a restored optimizer resumes the same random stream.
+    ``callback(history)`` runs after every compiled call (an epoch, or ``steps_per_call`` steps
+    when the batch is the whole data set).
+    ``checkpoint_dir``: save variables and optimizer there after every finite call
+    (`tf.train.CheckpointManager`, 2 kept) and, if a checkpoint is already there, resume from it:
+    the run then takes only the steps still missing, with the randomness it would have used.
+    """
+    data = _validate_data(data, batch_size, binarize)
+    n = int(data.shape[0])
+    steps_per_epoch = n // batch_size
+    if (epochs is None) == (steps is None):
+        raise ValueError("give exactly one of epochs=... or steps=...")
+    total = epochs * steps_per_epoch if epochs is not None else steps
+    if not isinstance(total, (int, np.integer)) or isinstance(total, bool) or total <= 0 or (epochs is not None and epochs <= 0):
+        raise ValueError(f"epochs/steps must be positive integers, got epochs={epochs!r}, steps={steps!r}")
+    variables = list(variables)
+    if not variables:
+        raise ValueError("no variables to optimize")
+    if optimizer is None:
+        optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer.build(variables)
+    chunk = steps_per_epoch if steps_per_epoch > 1 else steps_per_call
+    seed_t = tf.constant(int(seed), tf.int32)
+
+    @tf.function(jit_compile=jit_compile)
+    def run(batches, step0):
+        """``batches: [num_steps, batch] int32`` row numbers; ``step0``: global step of batches[0]."""
+        num_steps = batches.shape[0]
+        values = tf.TensorArray(tf.float32, size=num_steps)
+
+        def body(i, ok, values):
+            step = step0 + i
+            idx = batches[i]
+            x = tf.gather(data, idx)
+            step_seed = tf.stack([seed_t + 1, step])
+            if binarize:
+                noise = tf.random.stateless_uniform(tf.shape(x), seed=tf.random.experimental.stateless_fold_in(step_seed, 1))
+                x = tf.cast(noise < x, tf.float32)
+            with tf.GradientTape() as tape:
+                value = tf.reduce_mean(objective(x, idx, tf.random.experimental.stateless_fold_in(step_seed, 2)))
+                loss = -value
+            grads = tape.gradient(loss, variables)
+            finite = tf.math.is_finite(loss) & _all_finite(grads)
+
+            def apply():
+                optimizer.apply_gradients(zip(grads, variables))
+                return tf.constant(True)
+
+            ok = tf.cond(finite, apply, lambda: tf.constant(False))
+            return i + 1, ok, values.write(i, value)
+
+        i, ok, values = tf.while_loop(
+            lambda i, ok, _: (i < num_steps) & ok, body, (tf.constant(0), tf.constant(True), values)
+        )
+        return values.stack(), i, ok
+
+    history = History(batch_size=batch_size)
+    chunks: list[np.ndarray] = []
+    done = 0
+    manager = None
+    if checkpoint_dir is not None:
+        ckpt = tf.train.Checkpoint(optimizer=optimizer, variables={f"v{i}": v for i, v in enumerate(variables)})
+        manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=2)
+        if manager.latest_checkpoint:
+            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            done = min(int(optimizer.iterations), total)
+    start = time.perf_counter()
+    bar = tqdm(total=total, initial=done, desc=desc, unit="step", disable=not progress, leave=True, mininterval=0.5)
+    try:
+        while done < total:
+            offset = int(optimizer.iterations) % chunk if steps_per_epoch > 1 else 0
+            num = int(min(chunk - offset, total - done))
+            snapshot = [tf.identity(v) for v in variables]
+            t0 = time.perf_counter()
+            step0 = int(optimizer.iterations)
+            values, ran, ok = run(_batches(n, batch_size, steps_per_epoch, seed, step0, num), tf.constant(step0))
+            ran, ok = int(ran), bool(ok)
+            dt = time.perf_counter() - t0
+            if not history._chunk_times:
+                history.compile_seconds = dt
+            history._chunk_times.append((ran, dt))
+            chunks.append(values.numpy()[:ran])
+            done += ran
+            bar.update(ran)
+            finite = chunks[-1][np.isfinite(chunks[-1])]
+            if len(finite):
+                bar.set_postfix(elbo=f"{finite.mean():.2f}")
+            if not ok:
+                if not bool(_all_finite(variables)):
+                    for v, old in zip(variables, snapshot):
+                        v.assign(old)
+                step = int(optimizer.iterations)  # the failed step was not applied
+                history.diverged_at = step
+                history.message = (
+                    f"Training stopped at step {step}: the ELBO became {float(values[ran - 1]):g} (not finite). "
+                    f"The weights of the last finite step are kept. Try a smaller learning rate "
+                    f"(this run used {float(optimizer.learning_rate):g}; e.g. {float(optimizer.learning_rate) / 10:g})."
+                )
+                warnings.warn(history.message, DivergenceWarning, stacklevel=2)
+                break
+            if manager is not None:
+                manager.save(checkpoint_number=int(optimizer.iterations))
+            if callback is not None:
+                history.elbo = np.concatenate(chunks)
+                history.steps = done
+                callback(history)
+    except KeyboardInterrupt:
+        history.interrupted = True
+        history.message = f"Interrupted after {done} of {total} steps; the weights of the last completed step are kept."
+        print(history.message)
+    finally:
+        bar.close()
+    history.elbo = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    history.steps = done
+    history.images = done * batch_size
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def elbo_objective(family, decoder, prior, kl: str = "analytic", num_samples: int = 1) -> Objective:
+    """objective(x, idx, seed) = ELBO of every point of the batch under ``family(x, idx)``: ``[batch]``."""
+
+    def objective(x, idx, seed):
+        return elbo(x, family(x, idx), decoder, prior, kl=kl, num_samples=num_samples, seed=seed)
+
+    return objective
+
+
+def check_binary(x, who: str = "A Bernoulli likelihood") -> None:
+    """Raise ValueError unless every value of ``x`` is 0 or 1."""
+    arr = np.asarray(x)
+    bad = ~((arr == 0) | (arr == 1))
+    if bad.any():
+        example = arr[bad].flat[0]
+        raise ValueError(
+            f"{who} needs binary pixels (0 or 1), but {int(bad.sum())} values are not (e.g. {example:g}). "
+            "Use load_mnist(binarize='static' or 'sample'), or binarize=True in fit for grey levels."
+        )
+
+
+def train(
+    family,
+    decoder,
+    prior,
+    x,
+    *,
+    epochs: int,
+    batch_size: int = 100,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    train_decoder: bool = True,
+    binarize: bool = True,
+    kl: str = "analytic",
+    **fit_kwargs,
+) -> History:
+    """Fit a family (local factors or an encoder) and, unless ``train_decoder=False``, the decoder.
+
+    x: ``[N, 784] float32``; grey levels with ``binarize=True`` (dynamic binarization), else {0, 1}.
+    """
+    check_batch(x, NUM_PIXELS, "train")
+    if not binarize:
+        check_binary(x)
+    variables = family.trainable_variables + (decoder.trainable_variables if train_decoder else [])
+    return fit(
+        elbo_objective(family, decoder, prior, kl=kl),
+        variables,
+        x,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        binarize=binarize,
+        **fit_kwargs,
+    )
+
+
+def infer_local(
+    x_new,
+    decoder,
+    prior,
+    *,
+    steps: int = 1000,
+    init=None,
+    learning_rate: float = 1e-2,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str | None = None,
+    **fit_kwargs,
+) -> tuple[LocalFactors, History]:
+    """Test-time inference for new points with the decoder frozen.
+
+    x_new: ``[M, D]`` binary. Creates fresh `LocalFactors(M, d)`, started at the prior
+    (``init=None``: local VI from scratch) or at ``init(x_new)`` (an encoder: semi-amortized
+    refinement), and takes ``steps`` full-batch Adam steps on their ELBO.
+    """
+    x_new = np.asarray(x_new, np.float32)
+    if x_new.ndim != 2:
+        raise ValueError(f"infer_local expects x_new of shape [points, D], got {list(x_new.shape)}")
+    if isinstance(decoder, BernoulliDecoder):
+        check_batch(x_new, NUM_PIXELS, "infer_local")
+        check_binary(x_new)
+    d = int(prior.event_shape[0])
+    if init is None:
+        factors = LocalFactors(len(x_new), d)
+    else:
+        factors = LocalFactors.from_distribution(init(tf.constant(x_new)))
+    history = fit(
+        elbo_objective(factors, decoder, prior),
+        factors.trainable_variables,
+        x_new,
+        steps=steps,
+        batch_size=len(x_new),
+        learning_rate=learning_rate,
+        seed=seed,
+        progress=progress,
+        desc=desc or ("refine encoder output" if init is not None else "local VI (new points)"),
+        **fit_kwargs,
+    )
+    return factors, history
+
+
+def evaluate(
+    x,
+    family,
+    decoder,
+    prior,
+    *,
+    idx=None,
+    num_samples: int = 1,
+    iwae_k: int = 0,
+    batch_size: int = 500,
+    seed: int = 0,
+) -> dict:
+    """Per-point ELBO (and IWAE bound when ``iwae_k > 0``) over a whole data set, batched.
+
+    x: ``[N, D]`` binary for Bernoulli decoders. Returns ``{"elbo": [N], "iwae": [N] or None,
+    "mean_elbo": float, "mean_iwae": float or None}`` in nats.
+    """
+    x = np.asarray(x, np.float32)
+    if isinstance(decoder, BernoulliDecoder):
+        check_batch(x, NUM_PIXELS, "evaluate")
+        check_binary(x)
+    n = len(x)
+    idx = np.arange(n) if idx is None else np.asarray(idx)
+    if len(idx) != n:
+        raise ValueError(f"evaluate got {n} data points but {len(idx)} indices; they must match")
+
+    @tf.function(jit_compile=True)
+    def batch_bounds(xb, ib, s):
+        q = family(xb, ib)
+        e = elbo(xb, q, decoder, prior, num_samples=num_samples, seed=s)
+        w = iwae_bound(xb, q, decoder, prior, k=iwae_k, seed=tf.random.experimental.stateless_fold_in(s, 1)) if iwae_k else e
+        return e, w
+
+    elbos, iwaes = [], []
+    for b, start in enumerate(range(0, n, batch_size)):
+        e, w = batch_bounds(tf.constant(x[start : start + batch_size]), tf.constant(idx[start : start + batch_size]), tf.constant([seed, b]))
+        elbos.append(e.numpy())
+        iwaes.append(w.numpy())
+    e = np.concatenate(elbos)
+    w = np.concatenate(iwaes) if iwae_k else None
+    return {"elbo": e, "iwae": w, "mean_elbo": float(e.mean()), "mean_iwae": None if w is None else float(w.mean())}

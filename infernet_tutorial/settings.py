@@ -1,0 +1,21 @@
+"""Environment settings shared by the library, notebooks and CLI.
+
+`INFERNET_DATA_DIR`  a folder with MNIST (LeCun's four ``*-idx?-ubyte.gz`` files or ``mnist.npz``).
+`INFERNET_QUICK=1`   quick mode: notebooks shrink data and epochs (CI, Binder, a first look).
+"""
+from __future__ import annotations
+
+import os
+
+DATA_DIR_ENV = "INFERNET_DATA_DIR"
+QUICK_ENV = "INFERNET_QUICK"
+
+
+def quick_mode() -> bool:
+    """True when ``INFERNET_QUICK`` is set to 1/true/yes (case-insensitive)."""
+    return os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def pick(full, quick):
+    """Return ``quick`` in quick mode, else ``full`` (for epochs, sizes, step counts in notebooks)."""
+    return quick if quick_mode() else full
