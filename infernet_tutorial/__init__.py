@@ -18,9 +18,11 @@ _EXPORTS = {
     "device": ["device_summary"],
     "families": ["ConvEncoder", "LinearEncoder", "LocalFactors", "MLPEncoder"],
     "inference": ["DivergenceWarning", "History", "elbo_objective", "evaluate", "fit", "infer_local", "train"],
+    "mixture": ["BernoulliMixture", "CategoricalEncoder", "LocalCategorical", "cluster_purity", "fit_mixture", "mixture_elbo"],
     "models": ["BernoulliDecoder", "LinearGaussian", "standard_normal_prior"],
     "objectives": ["elbo", "iwae_bound"],
     "settings": ["quick_mode"],
+    "widgets": ["amortization_explorer", "latent_explorer", "memory_explorer"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
