@@ -1,0 +1,152 @@
+"""Figures for the notebooks. Drawing only: every number comes from the caller.
+
+Each function draws into ``ax`` (a new figure when ``ax`` is None), labels its axes and returns
+the Axes, so notebooks and tests can inspect what was drawn.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+IMAGE_SIDE = 28
+
+
+def _axes(ax, figsize=(5, 3.5)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def image_grid(images, ncols: int = 10, ax=None, title: str | None = None, cmap: str = "gray_r"):
+    """Show ``images: [n, 784]`` (values in [0, 1]) as one grid image, ``ncols`` per row."""
+    images = np.asarray(images, np.float32)
+    if images.ndim != 2 or images.shape[1] != IMAGE_SIDE * IMAGE_SIDE:
+        raise ValueError(f"image_grid expects images of shape [n, 784], got {list(images.shape)}")
+    if len(images) == 0:
+        raise ValueError("image_grid got no images")
+    n = len(images)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    grid = np.zeros((nrows * IMAGE_SIDE, ncols * IMAGE_SIDE), np.float32)
+    for i, img in enumerate(images.reshape(n, IMAGE_SIDE, IMAGE_SIDE)):
+        r, c = divmod(i, ncols)
+        grid[r * IMAGE_SIDE : (r + 1) * IMAGE_SIDE, c * IMAGE_SIDE : (c + 1) * IMAGE_SIDE] = img
+    ax = _axes(ax, figsize=(ncols * 0.6, nrows * 0.6 + 0.4))
+    ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def bytes_vs_n(ns, local_bytes, encoder_bytes: float, ax=None):
+    """Memory of the variational parameters against the number of data points N (log-log)."""
+    ns, local_bytes = np.asarray(ns, float), np.asarray(local_bytes, float)
+    if ns.shape != local_bytes.shape or ns.ndim != 1:
+        raise ValueError(f"ns and local_bytes must be 1-D of equal length, got {ns.shape} and {local_bytes.shape}")
+    ax = _axes(ax)
+    ax.loglog(ns, local_bytes, "o-", label="local factors (one λ_n per point)")
+    ax.loglog(ns, np.full_like(ns, float(encoder_bytes)), "s--", label="inference network (fixed θ)")
+    ax.set_xlabel("number of data points N")
+    ax.set_ylabel("variational parameters (bytes, float32)")
+    ax.set_title("Memory of the variational family")
+    ax.legend()
+    return ax
+
+
+def elbo_curve(elbo, ax=None, label: str | None = None, smooth: int = 1, title: str | None = None, xlabel: str = "optimization step"):
+    """ELBO (nats) against step; ``smooth > 1`` draws a running mean over that many steps."""
+    elbo = np.asarray(getattr(elbo, "elbo", elbo), float)
+    if elbo.ndim != 1 or len(elbo) == 0:
+        raise ValueError(f"elbo_curve expects a non-empty 1-D array (or a History), got shape {elbo.shape}")
+    if smooth > 1 and len(elbo) >= smooth:
+        elbo = np.convolve(elbo, np.ones(smooth) / smooth, mode="valid")
+        steps = np.arange(smooth - 1, smooth - 1 + len(elbo))
+    else:
+        steps = np.arange(len(elbo))
+    ax = _axes(ax)
+    ax.plot(steps, elbo, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("ELBO (nats per digit)")
+    if title:
+        ax.set_title(title)
+    if label:
+        ax.legend()
+    return ax
+
+
+def gap_vs_steps(steps, refined, encoder_elbo: float, local_optimum: float | None = None, scratch=None, ax=None):
+    """Semi-amortized refinement: ELBO after K steps from the encoder's output (and from the prior).
+
+    ``refined[i]``: mean ELBO after ``steps[i]`` steps started at the encoder; ``scratch``: the same
+    started at the prior; horizontal lines at the encoder's ELBO and the best local ELBO found.
+    """
+    steps, refined = np.asarray(steps, float), np.asarray(refined, float)
+    if steps.shape != refined.shape or steps.ndim != 1:
+        raise ValueError(f"steps and refined must be 1-D of equal length, got {steps.shape} and {refined.shape}")
+    ax = _axes(ax, figsize=(6, 4))
+    ax.plot(steps, refined, "o-", label="local factors started at the encoder (semi-amortized)")
+    if scratch is not None:
+        scratch = np.asarray(scratch, float)
+        if scratch.shape != steps.shape:
+            raise ValueError(f"scratch must have the shape of steps {steps.shape}, got {scratch.shape}")
+        ax.plot(steps, scratch, "^-", label="local factors started at the prior")
+    ax.axhline(encoder_elbo, color="k", ls="--", label="inference network (K = 0)")
+    if local_optimum is not None:
+        ax.axhline(local_optimum, color="C3", ls=":", label="best local factors found")
+    ax.set_xlabel("refinement steps K (Adam, decoder frozen)")
+    ax.set_ylabel("test ELBO (nats per digit)")
+    ax.set_title("Amortization gap")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def latent_map(z, labels, ax=None, title: str = "2-D latent map (encoder means)"):
+    """Scatter ``z: [n, 2]`` coloured by ``labels: [n]`` (digit classes)."""
+    z, labels = np.asarray(z, float), np.asarray(labels)
+    if z.ndim != 2 or z.shape[1] != 2:
+        raise ValueError(f"latent_map expects z of shape [n, 2], got {list(z.shape)}")
+    if labels.shape != (len(z),):
+        raise ValueError(f"latent_map expects {len(z)} labels, got shape {list(labels.shape)}")
+    ax = _axes(ax, figsize=(5.5, 4.5))
+    points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=6, vmin=-0.5, vmax=9.5)
+    ax.figure.colorbar(points, ax=ax, ticks=range(10), label="digit label")
+    ax.set_xlabel("z₁")
+    ax.set_ylabel("z₂")
+    ax.set_title(title)
+    return ax
+
+
+def parity(exact, learned, ax=None, xlabel: str = "exact posterior", ylabel: str = "inference network", title: str | None = None):
+    """Learned against exact values, with the line y = x (what a perfect inference network hits)."""
+    exact, learned = np.ravel(np.asarray(exact, float)), np.ravel(np.asarray(learned, float))
+    if exact.shape != learned.shape:
+        raise ValueError(f"exact and learned must have the same number of values, got {exact.size} and {learned.size}")
+    ax = _axes(ax, figsize=(4, 4))
+    lo, hi = float(min(exact.min(), learned.min())), float(max(exact.max(), learned.max()))
+    ax.plot([lo, hi], [lo, hi], color="0.6", lw=1, label="y = x")
+    ax.plot(exact, learned, "o", ms=3, label="values")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def bars(names: Sequence[str], values, ax=None, ylabel: str = "", title: str | None = None, fmt: str = "{:,.1f}"):
+    """A labelled bar chart (e.g. test ELBO of two encoders); each bar is annotated with its value."""
+    values = np.asarray(values, float)
+    if len(names) != len(values):
+        raise ValueError(f"bars got {len(names)} names but {len(values)} values")
+    ax = _axes(ax, figsize=(4, 3))
+    drawn = ax.bar(list(names), values, color=[f"C{i}" for i in range(len(values))])
+    for bar, v in zip(drawn, values):
+        ax.annotate(fmt.format(v), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,92 @@
+"""plots.py draws what it is given, labels its axes, and refuses misshapen input."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from infernet_tutorial import plots  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_image_grid_places_every_digit():
+    images = np.zeros((12, 784), np.float32)
+    images[11, :] = 1.0  # last digit all ink: row 1, column 1 of a 10-wide grid
+    ax = plots.image_grid(images, ncols=10, title="digits")
+    grid = ax.images[0].get_array()
+    assert grid.shape == (2 * 28, 10 * 28)
+    assert grid[28:, 28:56].min() == 1.0 and grid[:28].max() == 0.0 and grid[28:, 56:].max() == 0.0
+    assert ax.get_title() == "digits"
+    with pytest.raises(ValueError, match=r"shape \[n, 784\], got \[3, 28, 28\]"):
+        plots.image_grid(np.zeros((3, 28, 28)))
+
+
+def test_bytes_vs_n_draws_local_and_fixed_lines():
+    ns = np.array([10, 100, 1000])
+    ax = plots.bytes_vs_n(ns, ns * 80, 824_400)
+    local, network = ax.get_lines()
+    np.testing.assert_array_equal(local.get_ydata(), [800, 8000, 80000])
+    np.testing.assert_array_equal(network.get_ydata(), [824_400] * 3)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "N" in ax.get_xlabel() and "bytes" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="equal length"):
+        plots.bytes_vs_n([1, 2], [1], 5)
+
+
+def test_elbo_curve_smooths_and_accepts_a_history():
+    class FakeHistory:
+        elbo = np.array([-200.0, -150.0, -100.0, -100.0])
+
+    ax = plots.elbo_curve(FakeHistory(), smooth=2, label="new digit")
+    (line,) = ax.get_lines()
+    np.testing.assert_allclose(line.get_ydata(), [-175.0, -125.0, -100.0])
+    np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3])
+    assert ax.get_ylabel().startswith("ELBO") and ax.get_xlabel() == "optimization step"
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        plots.elbo_curve(np.zeros((2, 2)))
+
+
+def test_gap_vs_steps_lines():
+    ax = plots.gap_vs_steps([0, 10, 100], [-110, -108, -107.5], -110, local_optimum=-107.2, scratch=[-300, -200, -130])
+    ys = [tuple(np.ravel(line.get_ydata())) for line in ax.get_lines()]
+    assert (-110.0, -108.0, -107.5) in ys and (-300.0, -200.0, -130.0) in ys
+    assert (-110.0, -110.0) in ys and (-107.2, -107.2) in ys
+    assert "K" in ax.get_xlabel() and "ELBO" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="scratch must have the shape"):
+        plots.gap_vs_steps([0, 1], [1, 2], 0.0, scratch=[1.0])
+
+
+def test_latent_map_colours_by_label():
+    z = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+    ax = plots.latent_map(z, np.array([0, 7, 9]))
+    points = ax.collections[0]
+    np.testing.assert_array_equal(points.get_offsets(), z)
+    np.testing.assert_array_equal(points.get_array(), [0, 7, 9])
+    assert ax.get_xlabel() == "z₁" and ax.get_ylabel() == "z₂"
+    with pytest.raises(ValueError, match=r"z of shape \[n, 2\]"):
+        plots.latent_map(np.zeros((3, 3)), np.zeros(3))
+    with pytest.raises(ValueError, match="expects 3 labels"):
+        plots.latent_map(z, np.zeros(2))
+
+
+def test_parity_and_bars():
+    ax = plots.parity([1.0, 2.0], [1.1, 1.9], xlabel="exact", ylabel="learned")
+    diag, pts = ax.get_lines()
+    np.testing.assert_allclose(diag.get_xdata(), [1.0, 2.0])
+    np.testing.assert_allclose(pts.get_ydata(), [1.1, 1.9])
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("exact", "learned")
+    with pytest.raises(ValueError, match="same number of values"):
+        plots.parity([1.0], [1.0, 2.0])
+    ax = plots.bars(["mlp", "conv"], [-110.5, -104.25], ylabel="test ELBO", fmt="{:.2f}")
+    assert [p.get_height() for p in ax.patches] == [-110.5, -104.25]
+    assert [t.get_text() for t in ax.texts] == ["-110.50", "-104.25"]
+    with pytest.raises(ValueError, match="2 names but 1 values"):
+        plots.bars(["a", "b"], [1.0])
