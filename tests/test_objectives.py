@@ -1,0 +1,68 @@
+"""ELBO and IWAE on the MNIST model: estimators agree, bounds are ordered, shapes are right."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import infernet_tutorial as it
+
+
+@pytest.fixture(scope="module")
+def setup(mnist_dir):
+    keras.utils.set_random_seed(0)
+    x, _ = it.load_mnist("test", n=64, binarize="sample", data_dir=mnist_dir)
+    return x, it.MLPEncoder(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
+
+
+def test_elbo_shapes_and_sign(setup):
+    x, enc, dec, prior = setup
+    q = enc(x)
+    assert q.batch_shape == (64,) and q.event_shape == (10,)
+    for kl in ("analytic", "mc"):
+        value = it.elbo(x, q, dec, prior, kl=kl, num_samples=3, seed=0)
+        assert value.shape == (64,)
+        assert np.all(value.numpy() < 0)  # log-probabilities of binary images
+
+
+def test_analytic_and_monte_carlo_kl_agree_within_standard_error(setup):
+    x, enc, dec, prior = setup
+    one = np.repeat(x[:1], 4000, axis=0)  # 4,000 independent single-sample estimates for one digit
+    q = enc(one)
+    a = it.elbo(one, q, dec, prior, kl="analytic", seed=1).numpy()
+    m = it.elbo(one, q, dec, prior, kl="mc", seed=2).numpy()
+    se = np.sqrt(a.var(ddof=1) / len(a) + m.var(ddof=1) / len(m))
+    assert abs(a.mean() - m.mean()) < 4 * se
+    assert a.std() < m.std()  # the analytic KL removes part of the noise
+
+
+def test_analytic_kl_matches_closed_form(setup):
+    x, enc, dec, prior = setup
+    q = enc(x)
+    loc, scale = enc.params(x)
+    closed = 0.5 * tf.reduce_sum(loc**2 + scale**2 - 1 - 2 * tf.math.log(scale), -1)
+    np.testing.assert_allclose(q.kl_divergence(prior).numpy(), closed.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_iwae_bounds_elbo_and_increases_with_k(setup):
+    x, enc, dec, prior = setup
+    q = enc(x)
+    elbo = it.elbo(x, q, dec, prior, kl="mc", num_samples=500, seed=3).numpy().mean()
+    bounds = {k: it.iwae_bound(x, q, dec, prior, k=k, chunk=50, seed=k).numpy().mean() for k in (1, 10, 100, 1000)}
+    assert abs(bounds[1] - elbo) < 1.0
+    assert elbo < bounds[10] < bounds[100] < bounds[1000]
+
+
+def test_iwae_chunking_gives_a_valid_estimate_of_the_same_bound(setup):
+    x, enc, dec, prior = setup
+    q = enc(x[:8])
+    whole = np.mean([it.iwae_bound(x[:8], q, dec, prior, k=200, chunk=200, seed=s).numpy() for s in range(10)], 0)
+    parts = np.mean([it.iwae_bound(x[:8], q, dec, prior, k=200, chunk=30, seed=100 + s).numpy() for s in range(10)], 0)
+    np.testing.assert_allclose(whole, parts, atol=0.5)
+
+
+def test_bad_arguments(setup):
+    x, enc, dec, prior = setup
+    with pytest.raises(ValueError, match="kl must be one of"):
+        it.elbo(x, enc(x), dec, prior, kl="exact")
+    with pytest.raises(ValueError, match="k and chunk must be >= 1"):
+        it.iwae_bound(x, enc(x), dec, prior, k=0)
