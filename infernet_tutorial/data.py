@@ -41,8 +41,9 @@ NPZ_KEYS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
 BINARIZE_CHOICES = ("dynamic", "static", "sample", None)
 
 _FIX_HINT = (
-    f"Put LeCun's four MNIST files (or a Keras 'mnist.npz') in one folder and pass it as "
-    f"data_dir=... or set the environment variable {DATA_DIR_ENV} to that folder."
+    "Put LeCun's four MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+    "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) or a Keras 'mnist.npz' in one folder and pass it "
+    f"as data_dir=... (command line: --data-dir) or set the environment variable {DATA_DIR_ENV} to that folder."
 )
 
 
@@ -109,7 +110,9 @@ def _find(folder: Path, stem: str) -> Path:
     for name in (stem + ".gz", stem):
         if (folder / name).is_file():
             return folder / name
-    raise _fail(folder / (stem + ".gz"), "file is missing")
+    present = sorted(p.name for p in folder.iterdir())[:8]
+    holds = f"the folder holds {', '.join(present)}" if present else "the folder is empty"
+    raise _fail(folder / (stem + ".gz"), f"file is missing ({holds})")
 
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -119,9 +122,23 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, source: str) -> tuple[np
         raise _fail(source, f"images have shape {images.shape}, expected [n, 28, 28]")
     if labels.ndim != 1:
         raise _fail(source, f"labels have shape {labels.shape}, expected [n]")
+    if images.dtype != np.uint8:
+        if not np.issubdtype(images.dtype, np.number) or images.size and (
+            images.min() < 0 or images.max() > 255 or not np.all(np.equal(np.mod(images, 1), 0))
+        ):
+            raise _fail(source, f"images have dtype {images.dtype} with values that are not whole grey levels 0..255")
+        if images.size and images.max() <= 1:
+            raise _fail(source, "images hold values 0..1, expected grey levels 0..255 (uint8) as in MNIST")
+    _check_labels(labels, source)
     if len(images) != len(labels):
         raise _fail(source, f"{len(images)} images but {len(labels)} labels; the counts must match")
     return images, labels
+
+
+def _check_labels(labels: np.ndarray, source) -> None:
+    if not np.issubdtype(labels.dtype, np.integer) or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+        lo, hi = (labels.min(), labels.max()) if labels.size else (None, None)
+        raise _fail(source, f"labels must be integers 0..9, got dtype {labels.dtype} with values {lo}..{hi}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -129,7 +146,7 @@ def _load_folder(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images [n, 28, 28] and labels [n] from a folder (IDX files or mnist.npz)."""
     path = Path(folder)
     if not path.is_dir():
-        raise _fail(path, "folder does not exist")
+        raise _fail(path, "is a file, not a folder" if path.exists() else "folder does not exist")
     npz = path / "mnist.npz"
     idx_present = any((path / (s + e)).is_file() for s in FILES[split] for e in ("", ".gz"))
     if npz.is_file() and not idx_present:
@@ -141,6 +158,7 @@ def _load_folder(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         raise _fail(
             img_path, f"{len(images)} images but {lab_path.name} holds {len(labels)} labels; the counts must match"
         )
+    _check_labels(labels, lab_path)
     return images, labels
 
 
@@ -213,8 +231,9 @@ def _raw(split: str, data_dir, download: bool) -> tuple[np.ndarray, np.ndarray]:
     if env:
         folder = Path(env).expanduser()
         if not folder.is_dir():
+            what = "is a file, not a folder" if folder.exists() else "folder does not exist"
             raise MNISTDataError(
-                f"{folder}: folder does not exist (named by the environment variable {DATA_DIR_ENV}). "
+                f"{folder}: {what} (named by the environment variable {DATA_DIR_ENV}). "
                 f"Point {DATA_DIR_ENV} at a folder with the MNIST files, or unset it to let Keras download MNIST."
             )
         return _load_folder(str(folder), split)

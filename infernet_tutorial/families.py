@@ -80,15 +80,30 @@ class LocalFactors:
             raise ValueError(f"LocalFactors got {x.shape[0]} data points but {idx.shape[0]} indices; they must match")
         if not idx.dtype.is_integer:
             raise ValueError(f"LocalFactors expects integer indices, got dtype {idx.dtype.name}")
-        if tf.executing_eagerly() and idx.shape[0]:
-            lo, hi = int(tf.reduce_min(idx)), int(tf.reduce_max(idx))
-            if lo < 0 or hi >= self.num_points:
-                raise ValueError(
-                    f"LocalFactors index out of range: got indices {lo}..{hi}, valid are 0..{self.num_points - 1}"
-                )
+        if tf.executing_eagerly():
+            self.check_indices(idx)
         loc = tf.gather(self.loc, idx)
         scale = tf.nn.softplus(tf.gather(self.raw_scale, idx)) + MIN_SCALE
         return diag_gaussian(loc, scale)
+
+    def check_indices(self, idx) -> None:
+        """Raise ValueError unless every index is in 0..num_points-1 (eager values only).
+
+        Inside a compiled (XLA) loop an out-of-range gather is silently clamped, so callers that
+        compile (`train`, `evaluate`) should call this on all their indices before starting.
+        """
+        idx = np.asarray(idx)
+        if idx.size == 0:
+            return
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"LocalFactors expects integer indices, got dtype {idx.dtype}")
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= self.num_points:
+            raise ValueError(
+                f"LocalFactors index out of range: got indices {lo}..{hi}, valid are 0..{self.num_points - 1} "
+                f"(these factors hold {self.num_points} points; the data set must have exactly that many, "
+                f"or create LocalFactors(len(x), {self.latent_dim}))"
+            )
 
     @property
     def trainable_variables(self) -> list:

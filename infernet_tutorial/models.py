@@ -67,6 +67,11 @@ class BernoulliDecoder:
     def logits(self, z: tf.Tensor) -> tf.Tensor:
         """``z: [..., d]`` -> logits ``[..., 784]`` (leading sample/batch axes are flattened and restored)."""
         z = tf.convert_to_tensor(z, tf.float32)
+        if z.shape.rank == 0 or (z.shape[-1] is not None and z.shape[-1] != self.latent_dim):
+            raise ValueError(
+                f"BernoulliDecoder(latent_dim={self.latent_dim}) expects z of shape [..., {self.latent_dim}], "
+                f"got {z.shape.as_list() if z.shape.rank is not None else 'unknown'}; use the same latent_dim for prior, family and decoder"
+            )
         lead = tf.shape(z)[:-1]
         out = self.net(tf.reshape(z, [-1, self.latent_dim]))
         return tf.reshape(out, tf.concat([lead, [NUM_PIXELS]], axis=0))

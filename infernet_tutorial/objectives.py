@@ -13,9 +13,46 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from .data import NUM_PIXELS
+
 tfd = tfp.distributions
 
 KL_CHOICES = ("analytic", "mc")
+
+
+def check_inputs(x, q: tfd.Distribution, decoder, who: str) -> None:
+    """Cheap checks before any sampling: ``x: [b, D]`` matches ``q``'s batch and is binary for a
+    Bernoulli decoder. Shape checks are static (also inside `tf.function`); the value check runs
+    only eagerly (inside a compiled loop the data were checked before training started)."""
+    from .models import BernoulliDecoder  # local import: models does not depend on objectives
+
+    shape = tuple(getattr(x, "shape", np.shape(x)))
+    if len(shape) < 1:
+        raise ValueError(f"{who} expects x of shape [batch, D], got a scalar")
+    batch = tuple(q.batch_shape)
+    if batch and shape[0] is not None and batch[-1] is not None and shape[0] != batch[-1]:
+        raise ValueError(
+            f"{who} got {shape[0]} data points but q describes {batch[-1]}; build q from the same batch, e.g. q = family(x, idx)"
+        )
+    if isinstance(decoder, BernoulliDecoder):
+        if len(shape) >= 1 and shape[-1] is not None and shape[-1] != NUM_PIXELS:
+            hint = " (flatten 28x28 images with x.reshape(-1, 784))" if len(shape) >= 2 and shape[-2:] == (28, 28) else ""
+            raise ValueError(f"{who} expects x of shape [batch, {NUM_PIXELS}] for a Bernoulli decoder, got {list(shape)}{hint}")
+        if tf.executing_eagerly():
+            check_binary(x, who=f"{who} with a Bernoulli decoder")
+
+
+def check_binary(x, who: str = "A Bernoulli likelihood") -> None:
+    """Raise ValueError unless every value of ``x`` is 0 or 1 (eager values only)."""
+    arr = np.asarray(x)
+    bad = ~((arr == 0) | (arr == 1))
+    if bad.any():
+        example = arr[bad].flat[0]
+        where = "outside [0, 1]" if ((arr < 0) | (arr > 1)).any() else "grey levels"
+        raise ValueError(
+            f"{who} needs binary pixels (0 or 1), but {int(bad.sum())} values are not ({where}, e.g. {example:g}). "
+            "Use load_mnist(binarize='static' or 'sample'), or binarize=True in fit/train for grey levels in [0, 1]."
+        )
 
 
 def _seed(seed):
@@ -35,6 +72,9 @@ def elbo(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, kl: str = "an
     """
     if kl not in KL_CHOICES:
         raise ValueError(f"kl must be one of {KL_CHOICES}, got {kl!r}")
+    if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+    check_inputs(x, q, decoder, "elbo")
     z = q.sample(num_samples, seed=_seed(seed))  # [S, b, d]
     log_lik = decoder(z).log_prob(x)  # [S, b]
     if kl == "analytic":
@@ -50,6 +90,7 @@ def iwae_bound(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, k: int 
     """
     if k < 1 or chunk < 1:
         raise ValueError(f"k and chunk must be >= 1, got k={k}, chunk={chunk}")
+    check_inputs(x, q, decoder, "iwae_bound")
     seed = _seed(seed)
     total = None
     done = 0
