@@ -124,8 +124,8 @@ class LocalCategorical:
 
     @classmethod
     def from_distribution(cls, q: tfd.Categorical) -> "LocalCategorical":
-        """Fresh local factors that start at q (semi-amortized start)."""
-        logits = tf.math.log(tf.maximum(q.probs_parameter(), 1e-30)).numpy()
+        """Fresh local factors that start at q (semi-amortized start); probabilities are floored at 1e-6 so every cluster can still be reached."""
+        logits = tf.math.log(tf.maximum(q.probs_parameter(), 1e-6)).numpy()
         return cls(logits.shape[0], logits.shape[1], logits=logits)
 
     def __call__(self, x, idx) -> tfd.Categorical:
