@@ -84,7 +84,7 @@ def _train(args) -> dict:
                        learning_rate=args.lr, seed=args.seed, progress=not args.no_progress, desc=f"train {args.family}")
     seconds = time.perf_counter() - start
     if history.diverged_at is not None:
-        raise RuntimeError(history.message)
+        raise RuntimeError(f"{history.message} On the command line: --lr {args.lr / 10:g}.")
     if args.family == "local":  # new digits need their own factors: test-time local VI, decoder frozen
         test_q, _ = it.infer_local(x_test, decoder, prior, steps=args.local_steps, seed=args.seed, progress=not args.no_progress)
         test_family = test_q
@@ -125,6 +125,8 @@ def main(argv=None) -> int:
             return 0
         with warnings.catch_warnings():
             warnings.simplefilter("default")
+            # a divergence ends the run with the same text as its one-line error: don't print it twice
+            warnings.filterwarnings("ignore", message="Training stopped at step")
             metrics = _train(args)
         if args.json:
             with open(args.json, "w") as f:
