@@ -9,8 +9,9 @@ Local VI, amortized VI and test-time inference differ only in ``variables``:
     test time       fresh LocalFactors for the new points (decoder frozen), started at the prior
                     (`infer_local`) or at the encoder's output (semi-amortized, `infer_local(init=encoder)`)
 
-The loop runs whole epochs inside one compiled `tf.function` (XLA) over data that lives on the
-device: shuffling, dynamic binarization and the Monte Carlo noise are drawn on the device from
+The loop runs whole epochs inside one compiled `tf.function` over data that lives on the device
+(XLA on a GPU; on a CPU TensorFlow's own oneDNN kernels, which run this loop ~2.5x faster per CPU
+second than XLA's CPU code: see benchmarks/): shuffling, dynamic binarization and the Monte Carlo noise are drawn on the device from
 stateless seeds derived from (seed, global step), so a run is reproducible and a resumed run
 continues with exactly the randomness it would have used. The loop stops at the first non-finite
 ELBO and keeps finite weights; Ctrl-C returns the history so far.
@@ -102,6 +103,22 @@ def _batches(n: int, batch_size: int, steps_per_epoch: int, seed: int, step0: in
     return tf.reshape(perm[pos * batch_size : (pos + num) * batch_size], [num, batch_size])
 
 
+def use_xla(jit_compile: bool | None = None) -> bool:
+    """``jit_compile=None`` means "where it pays": XLA when TensorFlow sees a GPU, not on a CPU.
+
+    Measured on a 2-core CPU (benchmarks/results.md): the reference model's epoch loop takes ~2.5x
+    more CPU time per image under XLA than as a plain TensorFlow graph with oneDNN kernels.
+    """
+    if jit_compile is None:
+        return bool(tf.config.list_logical_devices("GPU"))
+    return bool(jit_compile)
+
+
+def _global_step(optimizer) -> int:
+    """optimizer.iterations as an int (also when it is a MirroredVariable under a strategy)."""
+    return int(tf.convert_to_tensor(optimizer.iterations.value))
+
+
 def _all_finite(tensors) -> tf.Tensor:
     flags = [tf.reduce_all(tf.math.is_finite(t.values if isinstance(t, tf.IndexedSlices) else t)) for t in tensors if t is not None]
     return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
@@ -120,11 +137,12 @@ def fit(
     seed: int = 0,
     binarize: bool = False,
     steps_per_call: int = 100,
-    jit_compile: bool = True,
+    jit_compile: bool | None = None,
     progress: bool = True,
     desc: str = "fit",
     callback: Callable[[History], None] | None = None,
     checkpoint_dir: str | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> History:
     """Maximize the mean of ``objective(x, idx, seed) -> [batch]`` over ``variables`` with Adam.
 
@@ -135,9 +153,15 @@ def fit(
     The global step is ``optimizer.iterations``: a restored optimizer resumes the same random stream.
     ``callback(history)`` runs after every compiled call (an epoch, or ``steps_per_call`` steps
     when the batch is the whole data set).
+    ``jit_compile``: compile the loop with XLA (None: on a GPU only, see `use_xla`).
     ``checkpoint_dir``: save variables and optimizer there after every finite call
     (`tf.train.CheckpointManager`, 2 kept) and, if a checkpoint is already there, resume from it:
     the run then takes only the steps still missing, with the randomness it would have used.
+    ``strategy``: a `tf.distribute.Strategy` (e.g. ``MirroredStrategy()`` over several GPUs,
+    ``MultiWorkerMirroredStrategy()`` over machines); create the variables inside ``strategy.scope()``.
+    Each step's batch (same rows, same binarization) is split across the replicas, whose gradients
+    are summed into the gradient of the whole batch's mean: the same step as on one device, up to
+    the Monte Carlo noise, which each replica draws from its own stream.
     """
     data = _validate_data(data, batch_size, binarize)
     n = int(data.shape[0])
@@ -150,13 +174,34 @@ def fit(
     variables = list(variables)
     if not variables:
         raise ValueError("no variables to optimize")
-    if optimizer is None:
-        optimizer = keras.optimizers.Adam(learning_rate)
-    optimizer.build(variables)
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"batch_size={batch_size} must be divisible by the {replicas} replicas of the strategy")
+    with strategy.scope():
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(learning_rate)
+        optimizer.build(variables)
     chunk = steps_per_epoch if steps_per_epoch > 1 else steps_per_call
     seed_t = tf.constant(int(seed), tf.int32)
+    xla = use_xla(jit_compile)
+    local = batch_size // replicas
 
-    @tf.function(jit_compile=jit_compile)
+    def replica_step(x, idx, seed):
+        """This replica's share of the batch: its objective and gradients, scaled for a global mean."""
+        if replicas > 1:
+            r = tf.distribute.get_replica_context().replica_id_in_sync_group
+            x, idx = x[r * local : (r + 1) * local], idx[r * local : (r + 1) * local]
+            seed = tf.random.experimental.stateless_fold_in(seed, r)
+        with tf.GradientTape() as tape:
+            value = tf.reduce_mean(objective(x, idx, seed)) / replicas
+            loss = -value
+        return value, tape.gradient(loss, variables)
+
+    if replicas > 1:  # XLA (if asked) compiles each replica's step; the loop around it holds the all-reduces
+        replica_step = tf.function(replica_step, jit_compile=xla)
+
+    @tf.function(jit_compile=xla and replicas == 1)
     def run(batches, step0):
         """``batches: [num_steps, batch] int32`` row numbers; ``step0``: global step of batches[0]."""
         num_steps = batches.shape[0]
@@ -170,11 +215,13 @@ def fit(
             if binarize:
                 noise = tf.random.stateless_uniform(tf.shape(x), seed=tf.random.experimental.stateless_fold_in(step_seed, 1))
                 x = tf.cast(noise < x, tf.float32)
-            with tf.GradientTape() as tape:
-                value = tf.reduce_mean(objective(x, idx, tf.random.experimental.stateless_fold_in(step_seed, 2)))
-                loss = -value
-            grads = tape.gradient(loss, variables)
-            finite = tf.math.is_finite(loss) & _all_finite(grads)
+            noise_seed = tf.random.experimental.stateless_fold_in(step_seed, 2)
+            if replicas == 1:
+                value, grads = replica_step(x, idx, noise_seed)
+            else:  # sum over replicas (all-reduce)
+                per_replica = strategy.run(replica_step, args=(x, idx, noise_seed))
+                value, grads = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            finite = tf.math.is_finite(value) & _all_finite(grads)
 
             def apply():
                 optimizer.apply_gradients(zip(grads, variables))
@@ -196,17 +243,21 @@ def fit(
         ckpt = tf.train.Checkpoint(optimizer=optimizer, variables={f"v{i}": v for i, v in enumerate(variables)})
         manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=2)
         if manager.latest_checkpoint:
+            schedule = isinstance(getattr(optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule)
+            given_lr = None if schedule else float(optimizer.learning_rate)
             ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            done = min(int(optimizer.iterations), total)
+            if given_lr is not None:  # the checkpoint holds the old run's rate; this run uses its own
+                optimizer.learning_rate = given_lr
+            done = min(_global_step(optimizer), total)
     start = time.perf_counter()
     bar = tqdm(total=total, initial=done, desc=desc, unit="step", disable=not progress, leave=True, mininterval=0.5)
     try:
         while done < total:
-            offset = int(optimizer.iterations) % chunk if steps_per_epoch > 1 else 0
+            offset = _global_step(optimizer) % chunk if steps_per_epoch > 1 else 0
             num = int(min(chunk - offset, total - done))
             snapshot = [tf.identity(v) for v in variables]
             t0 = time.perf_counter()
-            step0 = int(optimizer.iterations)
+            step0 = _global_step(optimizer)
             values, ran, ok = run(_batches(n, batch_size, steps_per_epoch, seed, step0, num), tf.constant(step0))
             ran, ok = int(ran), bool(ok)
             dt = time.perf_counter() - t0
@@ -223,7 +274,7 @@ def fit(
                 if not bool(_all_finite(variables)):
                     for v, old in zip(variables, snapshot):
                         v.assign(old)
-                step = int(optimizer.iterations)  # the failed step was not applied
+                step = _global_step(optimizer)  # the failed step was not applied
                 history.diverged_at = step
                 history.message = (
                     f"Training stopped at step {step}: the ELBO became {float(values[ran - 1]):g} (not finite). "
@@ -233,7 +284,7 @@ def fit(
                 warnings.warn(history.message, DivergenceWarning, stacklevel=2)
                 break
             if manager is not None:
-                manager.save(checkpoint_number=int(optimizer.iterations))
+                manager.save(checkpoint_number=_global_step(optimizer))
             if callback is not None:
                 history.elbo = np.concatenate(chunks)
                 history.steps = done
@@ -294,6 +345,8 @@ def train(
     check_batch(x, NUM_PIXELS, "train")
     if not binarize:
         check_binary(x)
+    if hasattr(family, "check_indices"):  # LocalFactors: one row per data point, checked before compiling
+        family.check_indices(np.arange(len(x)))
     variables = family.trainable_variables + (decoder.trainable_variables if train_decoder else [])
     return fit(
         elbo_objective(family, decoder, prior, kl=kl),
@@ -378,8 +431,10 @@ def evaluate(
     idx = np.arange(n) if idx is None else np.asarray(idx)
     if len(idx) != n:
         raise ValueError(f"evaluate got {n} data points but {len(idx)} indices; they must match")
+    if hasattr(family, "check_indices"):
+        family.check_indices(idx)
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=use_xla())
     def batch_bounds(xb, ib, s):
         q = family(xb, ib)
         e = elbo(xb, q, decoder, prior, num_samples=num_samples, seed=s)

@@ -194,7 +194,6 @@ LOCAL_FACTORS_FIX = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=LOCAL_FACTORS_FIX)
 def test_train_rejects_local_factors_of_another_size(digits, model):
     _, binary = digits
     _, dec, prior = model
@@ -209,7 +208,6 @@ def test_train_rejects_local_factors_of_another_size(digits, model):
         raise AssertionError("train accepted LocalFactors(30) for 40 data points")
 
 
-@pytest.mark.xfail(strict=True, reason=LOCAL_FACTORS_FIX)
 def test_evaluate_rejects_local_factor_indices_out_of_range(digits, model):
     _, binary = digits
     _, dec, prior = model
