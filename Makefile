@@ -18,7 +18,14 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks/01_local_vi.ipynb
 
 test: setup
-	INFERNET_QUICK=$${INFERNET_QUICK:-1} $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	@# the browser test drives Debian's Chromium (Playwright's own download cannot run here): install it once
+	@test -x /usr/bin/chromium || { echo "installing Debian chromium for tests/test_browser.py (once)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; } || \
+	  echo "could not install chromium (needs root): the browser test will fail; INFERNET_REQUIRE_BROWSER=0 skips it"; }
+	INFERNET_QUICK=$${INFERNET_QUICK:-1} INFERNET_REQUIRE_BROWSER=$${INFERNET_REQUIRE_BROWSER:-1} \
+	  $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts

@@ -381,15 +381,15 @@ def amortization_explorer(x_test, encoder, decoder, prior, *, refine_steps: int 
     base_loc, base_scale = _encoder_params(encoder, x_test)  # once; uncorrupted digits need no forward pass
     d = base_loc.shape[1]
 
-    @tf.function(input_signature=[tf.TensorSpec([1, d], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([1, d], tf.float32)], autograph=False)
     def decode_mean(z):
         return tf.sigmoid(decoder.logits(z))
 
-    @tf.function(input_signature=[tf.TensorSpec([1, NUM_PIXELS], tf.float32)] + [tf.TensorSpec([1, d], tf.float32)] * 2)
+    @tf.function(input_signature=[tf.TensorSpec([1, NUM_PIXELS], tf.float32)] + [tf.TensorSpec([1, d], tf.float32)] * 2, autograph=False)
     def score(x, loc, scale):
         return elbo(x, diag_gaussian(loc, scale), decoder, prior, num_samples=ELBO_SAMPLES, seed=ELBO_SEED)
 
-    @tf.function(input_signature=[tf.TensorSpec([1, NUM_PIXELS], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([1, NUM_PIXELS], tf.float32)], autograph=False)
     def encode(x):
         if hasattr(encoder, "params"):
             return encoder.params(x)
@@ -569,7 +569,7 @@ def latent_explorer(encoder, decoder, x_test, labels, *, max_points: int = 5000)
     if loc.shape[1] != 2:
         raise ValueError(f"latent_explorer needs a model with latent_dim=2, got latent_dim={loc.shape[1]}")
 
-    @tf.function(input_signature=[tf.TensorSpec([1, 2], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([1, 2], tf.float32)], autograph=False)
     def decode_mean(z):
         return tf.sigmoid(decoder.logits(z))
 
