@@ -76,9 +76,6 @@ class LabServer:
     def __init__(self, base: str, token: str, process: subprocess.Popen, log: Path):
         self.base, self.token, self.process, self.log = base, token, process, log
 
-    def url(self, path: str) -> str:
-        return f"{self.base}/lab/tree/{path}?token={self.token}"
-
     def log_tail(self, n: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
 
@@ -108,10 +105,14 @@ def lab(mnist_dir, tmp_path_factory):
     dirs = {name: home / name for name in ("config", "data", "runtime", "settings", "workspaces", "ipython")}
     for folder in dirs.values():
         folder.mkdir()
-    # no news/update toasts over the notebook
-    settings = dirs["settings"] / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # no news/update toasts over the notebook; never autosave (the run must not rewrite notebooks/)
+    for plugin, values in {
+        "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+        "docmanager-extension/plugin": {"autosave": False},
+    }.items():
+        folder, name = plugin.split("/")
+        (dirs["settings"] / "@jupyterlab" / folder).mkdir(parents=True, exist_ok=True)
+        (dirs["settings"] / "@jupyterlab" / folder / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
     token = os.urandom(16).hex()
     port = _free_port()
     env = dict(
@@ -133,6 +134,7 @@ def lab(mnist_dir, tmp_path_factory):
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={REPO}",
+        f"--FileCheckpoints.checkpoint_dir={home / 'checkpoints'}",  # no .ipynb_checkpoints in the repository
         "--LabApp.expose_app_in_browser=True",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.news_url=None",
@@ -180,8 +182,10 @@ def page(browser):
         context.close()
 
 
-NOTEBOOK_STATE_JS = """() => {
-  const nb = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+FIND_NOTEBOOK_JS = """const app = window.jupyterapp;
+  const nb = app ? Array.from(app.shell.widgets('main')).find(w => w.context && w.context.path === PATH) : undefined;"""
+
+NOTEBOOK_STATE_JS = """(PATH) => { %s
   if (!nb || !nb.content || !nb.sessionContext) return {ready: false};
   const kernel = nb.sessionContext.session && nb.sessionContext.session.kernel;
   const cells = nb.content.widgets.filter(c => c.model.type === 'code' && c.model.sharedModel.getSource().trim());
@@ -194,25 +198,30 @@ NOTEBOOK_STATE_JS = """() => {
   return {ready: true, status: kernel ? kernel.status : 'none', cells: cells.length,
           done: cells.filter(c => c.model.executionCount !== null && c.promptNode.textContent.indexOf('*') < 0).length,
           errors: errors};
-}"""
+}""" % FIND_NOTEBOOK_JS
 
 
 def run_all_cells(page, lab: LabServer, notebook: str, shot_name: str) -> None:
-    """Open ``notebook`` (path under the repository), clear it, run every cell, wait until done."""
-    page.goto(lab.url(notebook))
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext", timeout=120_000)
-    page.evaluate("async () => { const nb = window.jupyterapp.shell.currentWidget;"
-                  " await nb.context.ready; await nb.sessionContext.ready; }")
-    page.wait_for_function("() => { const k = window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel;"
-                           " return k && k.status === 'idle'; }", timeout=180_000)
-    page.evaluate("async () => { const c = window.jupyterapp.commands;"
-                  " await c.execute('notebook:clear-all-cell-outputs');"
-                  " await c.execute('notebook:run-all-cells'); }")
+    """Open ``notebook`` (path under the repository), clear it, run every cell, wait until done.
+
+    Each call uses a fresh JupyterLab workspace, so no layout of an earlier test is restored, and
+    the notebook is found by its path, not by which tab happens to be active.
+    """
+    workspace = f"{shot_name}-{os.urandom(4).hex()}"
+    page.goto(f"{lab.base}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={lab.token}")
+    page.wait_for_function(f"(PATH) => {{ {FIND_NOTEBOOK_JS} return !!(nb && nb.sessionContext); }}", arg=notebook,
+                           timeout=120_000)
+    page.evaluate(f"async (PATH) => {{ {FIND_NOTEBOOK_JS} await nb.context.ready; await nb.sessionContext.ready;"
+                  " app.shell.activateById(nb.id); }", notebook)
+    page.wait_for_function(f"(PATH) => {{ {FIND_NOTEBOOK_JS} const k = nb.sessionContext.session?.kernel;"
+                           " return k && k.status === 'idle'; }", arg=notebook, timeout=180_000)
+    page.evaluate(f"async (PATH) => {{ {FIND_NOTEBOOK_JS} app.shell.activateById(nb.id);"
+                  " await app.commands.execute('notebook:clear-all-cell-outputs');"
+                  " await app.commands.execute('notebook:run-all-cells'); }", notebook)
     deadline = time.monotonic() + RUN_TIMEOUT_S
     state = {}
     while time.monotonic() < deadline:
-        state = page.evaluate(NOTEBOOK_STATE_JS)
+        state = page.evaluate(NOTEBOOK_STATE_JS, notebook)
         if state.get("errors"):
             page.screenshot(path=str(ARTIFACTS / f"{shot_name}_error.png"), full_page=True)
             pytest.fail(f"{notebook} raised in the browser: {state['errors']}")
@@ -259,7 +268,8 @@ def wait_for_change(page, locator, before: str, what: str, timeout_s: float = 30
 
 BUNDLE_JS = """node => {
   const cellNode = node.closest('.jp-Cell');
-  const cell = window.jupyterapp.shell.currentWidget.content.widgets.find(c => c.node === cellNode);
+  const nb = Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.node.contains(cellNode));
+  const cell = nb.content.widgets.find(c => c.node === cellNode);
   return cell.model.outputs.toJSON().filter(o => o.data).map(o => Object.keys(o.data).sort());
 }"""
 
