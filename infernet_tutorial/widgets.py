@@ -588,13 +588,14 @@ def latent_explorer(encoder, decoder, x_test, labels, *, max_points: int = 5000)
     fig.tight_layout()
     plot = _MarkedPlot(fig, ax)
 
-    z1 = W.FloatSlider(value=0.0, min=float(lo[0]), max=float(hi[0]), step=0.05, description="z1", layout=W.Layout(width="380px"))
-    z2 = W.FloatSlider(value=0.0, min=float(lo[1]), max=float(hi[1]), step=0.05, description="z2", layout=W.Layout(width="380px"))
-    mapview = W.Image(format="png")
-    decoded = W.Image(format="png")
+    start = np.round(np.median(loc, axis=0), 2)  # begin among the data, not necessarily at 0
+    z1 = W.FloatSlider(value=float(start[0]), min=float(lo[0]), max=float(hi[0]), step=0.05, description="z1", layout=W.Layout(width="380px"))
+    z2 = W.FloatSlider(value=float(start[1]), min=float(lo[1]), max=float(hi[1]), step=0.05, description="z2", layout=W.Layout(width="380px"))
+    mapview = W.Image(format="png", layout=W.Layout(width=f"{plot.base.shape[1]}px"))
+    decoded = W.Image(format="png", layout=W.Layout(width="168px", height="168px"))
     decoded.add_class("infernet-decoded")
-    text = W.HTML()
-    box = Explorer([z1, z2, W.HBox([mapview, W.VBox([decoded, text])])], {"z1": z1, "z2": z2},
+    text = W.HTML(layout=W.Layout(width="260px"))
+    box = Explorer([z1, z2, W.HBox([mapview, W.VBox([decoded, text], layout=W.Layout(margin="40px 0 0 10px"))])], {"z1": z1, "z2": z2},
                    {"map": mapview, "decoded": decoded, "text": text})
     box.add_class("infernet-latent-explorer")
 
@@ -606,7 +607,7 @@ def latent_explorer(encoder, decoder, x_test, labels, *, max_points: int = 5000)
         return img, caption
 
     def update(change=None):
-        a, b = float(z1.value), float(z2.value)
+        a, b = round(float(z1.value), 4) + 0.0, round(float(z2.value), 4) + 0.0  # no "-0.00"
         img, caption = view(a, b)
         mapview.value = png_bytes(plot.with_marker(a, b))
         decoded.value = png_bytes(digit_pixels(img, scale=6))

@@ -335,10 +335,10 @@ def test_amortization_explorer_in_jupyterlab(lab, page):
 
 WIDGETS_NOTEBOOK = """
 import infernet_tutorial as it
-x = it.load_mnist("train", n=3000)
+x = it.load_mnist("train", n=6000)
 xt = it.load_mnist("test", n=1000, binarize="sample")
 enc, dec, prior = it.MLPEncoder(2), it.BernoulliDecoder(2), it.standard_normal_prior(2)
-history = it.train(enc, dec, prior, x.images, epochs=5, progress=False)
+history = it.train(enc, dec, prior, x.images, epochs=10, progress=False)
 """
 
 
