@@ -197,7 +197,7 @@ def memory_explorer(encoder_params: int, latent_dim: int = 10, n_min: float = 10
                               description="N", readout_format=",.0f", continuous_update=True,
                               layout=W.Layout(width="420px"))
     image = W.Image(format="png", layout=W.Layout(width=f"{plot.base.shape[1]}px"))
-    text = W.HTML()
+    text = W.HTML(layout=W.Layout(width=f"{plot.base.shape[1] + 60}px"))
     box = Explorer([slider, image, text], {"n": slider}, {"image": image, "text": text})
     box.add_class("infernet-memory-explorer")
 
@@ -602,7 +602,7 @@ def latent_explorer(encoder, decoder, x_test, labels, *, max_points: int = 5000)
     def view(a: float, b: float):
         img = np.asarray(decode_mean(tf.constant([[a, b]], tf.float32)))[0]
         nearest = int(np.argmin(np.sum((loc - [a, b]) ** 2, axis=1)))
-        caption = (f"decoded p(x|z) means at z = ({a:.2f}, {b:.2f})<br>"
+        caption = (f"decoded p(x|z) means<br>at z = ({a:.2f}, {b:.2f})<br>"
                    f"nearest encoded test digit: label {labels[nearest]}")
         return img, caption
 
