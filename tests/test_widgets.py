@@ -226,3 +226,43 @@ def test_latent_explorer_needs_two_dimensions(shown, digits, model):
     with pytest.raises(ValueError, match="40 digits but 39 labels"):
         widgets.latent_explorer(encoder, decoder, digits.images, digits.labels[:-1])
     assert shown == []
+
+
+# --------------------------------------------------------------------------- committed notebooks
+
+EXPLORER_NOTEBOOKS = {
+    "01_local_vi.ipynb": "memory_explorer(",
+    "02_inference_networks.ipynb": "amortization_explorer(",
+    "03_conv_encoder.ipynb": "latent_explorer(",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPLORER_NOTEBOOKS))
+def test_committed_notebook_shows_the_static_picture(name):
+    """Where widgets cannot run (GitHub, nbconvert, nbval) the explorer's cell shows its PNG.
+
+    nbconvert renders a widget output from the notebook's saved widget state when that state holds
+    the model (needing JavaScript from a CDN) and falls back to the PNG only when it does not; so
+    the explorer's model must not be in ``metadata.widgets`` (execute with
+    ``--ExecutePreprocessor.store_widget_state=False`` or drop that metadata).
+    """
+    import nbformat
+
+    from conftest import REPO
+
+    path = REPO / "notebooks" / name
+    if not path.is_file():
+        pytest.skip(f"{path} not written yet")
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and EXPLORER_NOTEBOOKS[name] in c.source]
+    assert cells, f"{name} does not call {EXPLORER_NOTEBOOKS[name]}...)"
+    bundles = [o.data for c in cells for o in c.outputs if WIDGET_MIME in o.get("data", {})]
+    assert bundles, f"{name}: the explorer cell has no saved output (run the notebook and save it)"
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    for data in bundles:
+        assert "image/png" in data, f"{name}: the explorer output has no static PNG"
+        assert png_pixels(base64.b64decode(data["image/png"])).std() > 10
+        assert data[WIDGET_MIME]["model_id"] not in state, (
+            f"{name} stores the explorer's widget state, so nbconvert shows the widget (blank without "
+            "JavaScript) instead of the PNG; strip metadata.widgets"
+        )
