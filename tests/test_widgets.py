@@ -187,6 +187,9 @@ def test_amortization_refine_improves_elbo_and_trains_nothing_else(shown, digits
     # moving on to another digit drops the refined view
     explorer.controls["index"].value = 6
     assert "refined" not in explorer.views["elbo"].value
+    explorer.controls["random"].click()  # draws from a generator seeded with 0
+    assert explorer.controls["index"].value == int(np.random.default_rng(0).integers(len(digits.images)))
+    assert f"digit {explorer.controls['index'].value})" in explorer.views["elbo"].value
 
 
 def test_amortization_explorer_rejects_grey_levels(shown, mnist_dir, model):
