@@ -13,7 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import common
+# Before PyTorch loads OpenMP: on a shared (oversubscribed) CPU, OpenMP's default spin-waiting made
+# plain PyTorch ~15x slower here (900 vs 14,000 img/s). Passive waiting is the fair setting for it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import common  # noqa: E402
 from .common import Config, Row, fmt
 
 BENCHMARKS = ("throughput", "test_time", "memory", "notebooks")
@@ -34,8 +38,10 @@ def parse(argv=None):
     p.add_argument("--json", metavar="PATH", help="write every row's figures as JSON")
     p.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
     p.add_argument("--out", default=str(Path(__file__).with_name("results.md")), help="markdown results (default benchmarks/results.md)")
+    p.add_argument("--append", action="store_true", help="append this run's tables (with its own header) to --out instead of replacing it")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $INFERNET_DATA_DIR)")
     p.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--notebook-modes", nargs="+", choices=("quick", "full"), help="notebook modes to run (default: quick and full; --quick: quick)")
     return p.parse_args(argv)
 
 
@@ -88,7 +94,17 @@ def targets(rows: list[Row]) -> list[str]:
     return out
 
 
-def write_markdown(path: Path, cfg: Config, info: dict, rows: list[Row], seconds: float) -> None:
+def write_markdown(path: Path, cfg: Config, info: dict, rows: list[Row], seconds: float, append: bool = False) -> None:
+    if append and path.exists():
+        lines = [
+            path.read_text().rstrip(), "",
+            f"## Added by a separate run: `python -m benchmarks {' '.join(sys.argv[1:])}`", "",
+            f"{info['date']}, {seconds:.0f} s; load average at start {info['load_start']}, at end {info['load_end']}.", "",
+        ]
+        for table in dict.fromkeys(r.table for r in rows):
+            lines += table_lines(table, [r for r in rows if r.table == table])
+        path.write_text("\n".join(lines))
+        return
     lines = [
         "# Benchmark results",
         "",
@@ -103,7 +119,9 @@ def write_markdown(path: Path, cfg: Config, info: dict, rows: list[Row], seconds
         f"Keras {info['keras']}, NumPy {info['numpy']}, PyTorch {info['torch']}, Pyro {info['pyro']}",
         f"- Load average (1/5/15 min) at start: {info['load_start']}; at end: {info['load_end']}. "
         f"The machine is shared, so absolute figures are noisy; the rows of a table are measured in the "
-        f"same run, interleaved epoch by epoch, so their ratios are fair.",
+        f"same run, interleaved epoch by epoch, so their ratios are fair. "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} (PyTorch's OpenMP threads wait passively; "
+        f"spin-waiting on this shared CPU made PyTorch ~15x slower).",
         "",
         "## Targets",
         "",
@@ -122,6 +140,8 @@ def main(argv=None) -> int:
     kw = {"data_dir": args.data_dir or os.environ.get("INFERNET_DATA_DIR")}
     if args.notebooks_dir:
         kw["notebooks_dir"] = Path(args.notebooks_dir)
+    if args.notebook_modes:
+        kw["notebook_modes"] = tuple(args.notebook_modes)
     cfg = Config.tiny(**kw) if args.tiny else Config.quick(**kw) if args.quick else Config.full(**kw)
     import tensorflow as tf
 
@@ -142,7 +162,7 @@ def main(argv=None) -> int:
     info["load_end"] = common.load()
     seconds = time.perf_counter() - start
     print("\n".join(["", "Targets:", *targets(rows)]))
-    write_markdown(Path(args.out), cfg, info, rows, seconds)
+    write_markdown(Path(args.out), cfg, info, rows, seconds, append=args.append)
     print(f"\nresults written to {args.out}")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "mode": cfg.mode, "seconds": seconds,

@@ -17,6 +17,7 @@ epoch, so a change of machine load hits all rows alike. The first ``warmup_epoch
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class LibraryRow:
 class BareXlaRow:
     """A whole epoch in one `tf.function(jit_compile=True)`, no library, no TFP, hand-written Adam."""
 
-    name = "bare TF + XLA epoch loop (no library; reference)"
+    name = "bare TF + XLA epoch loop (no library, no TFP; the brief's reference design)"
 
     def __init__(self, x, kind: str = "mlp"):
         import tensorflow as tf
@@ -157,13 +158,31 @@ class KerasFitRow:
 
         self.model = VAE()
         self.model.compile(optimizer=keras.optimizers.Adam(LR))
-        self.x = x
+        n = (len(x) // BATCH) * BATCH
+        self.n = n
+        # Built once, so a call's set-up is small; the epoch itself is timed by a callback (fair to Keras).
+        self.dataset = tf.data.Dataset.from_tensor_slices(x[:n]).shuffle(n, seed=0).batch(BATCH).prefetch(2)
+        self.timer = _epoch_timer()
 
     def epoch(self) -> float:
-        n = (len(self.x) // BATCH) * BATCH
-        t0 = time.perf_counter()
-        self.model.fit(self.x[:n], batch_size=BATCH, epochs=1, shuffle=True, verbose=0)
-        return n / (time.perf_counter() - t0)
+        with warnings.catch_warnings():  # "shuffle=True ... ignored": the dataset shuffles itself
+            warnings.simplefilter("ignore", UserWarning)
+            self.model.fit(self.dataset, epochs=1, verbose=0, callbacks=[self.timer])
+        return self.n / self.timer.seconds
+
+
+def _epoch_timer():
+    """A Keras callback whose ``.seconds`` is the wall time from on_epoch_begin to on_epoch_end."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self.t0
+
+    return EpochTimer()
 
 
 def _torch_modules(kind: str):
