@@ -493,15 +493,17 @@ def amortization_explorer(x_test, encoder, decoder, prior, *, refine_steps: int 
                 chunk -= 1
             progress.max, progress.value = total, 0
             progress.layout.visibility = "visible"
-            curve.layout.display = None
-            curve.value = curve_plot.png(np.zeros(0), s["elbo"], total)
-
             t0 = time.perf_counter()
+            drawn = [t0]
 
             def live(history):
                 progress.value = int(history.steps)
-                refine_text.value = f"step {history.steps}/{total}, {time.perf_counter() - t0:.1f} s"
-                curve.value = curve_plot.png(history.elbo, s["elbo"], total)
+                now = time.perf_counter()
+                refine_text.value = f"step {history.steps}/{total}, {now - t0:.1f} s"
+                if now - drawn[0] >= 0.5:  # a matplotlib frame costs ~40-120 ms: at most two a second
+                    curve.value = curve_plot.png(history.elbo, s["elbo"], total)
+                    curve.layout.display = None
+                    drawn[0] = time.perf_counter()
 
             factors, history = infer_local(s["x"][None], decoder, prior, steps=total, init=encoder,
                                            learning_rate=learning_rate, progress=False, callback=live,
@@ -516,6 +518,7 @@ def amortization_explorer(x_test, encoder, decoder, prior, *, refine_steps: int 
             refine_text.value = (f"{total} Adam steps (learning rate {learning_rate:g}) on this digit's own "
                                  f"local factors, decoder frozen: {time.perf_counter() - t0:.1f} s")
             curve.value = curve_plot.png(history.elbo, s["elbo"], total)
+            curve.layout.display = None
             digits.value = png_bytes(render_digits(s))
             qplot.value = png_bytes(qdraw.render(s["loc"], s["scale"], refined=s["refined_q"]))
             elbo_text.value = elbo_html(s)
