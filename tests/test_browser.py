@@ -40,6 +40,7 @@ CHROMIUM_ARGS = [
 ]
 RUN_TIMEOUT_S = int(os.environ.get("INFERNET_BROWSER_TIMEOUT", 20 * 60))  # whole notebook, quick mode, slow shared CPU
 SERVER_START_TIMEOUT_S = 120
+STALL_S = 90  # kernel idle this long while cells are still pending: the run is stuck
 
 
 def _require_chromium() -> None:
@@ -221,6 +222,7 @@ def run_all_cells(page, lab: LabServer, notebook: str, shot_name: str) -> None:
                   " await app.commands.execute('notebook:run-all-cells'); }", notebook)
     deadline = time.monotonic() + RUN_TIMEOUT_S
     state = {}
+    idle_since = None
     while time.monotonic() < deadline:
         state = page.evaluate(NOTEBOOK_STATE_JS, notebook)
         if state.get("errors"):
@@ -228,6 +230,12 @@ def run_all_cells(page, lab: LabServer, notebook: str, shot_name: str) -> None:
             pytest.fail(f"{notebook} raised in the browser: {state['errors']}")
         if state.get("ready") and state["status"] == "idle" and state["done"] == state["cells"]:
             return
+        # an idle kernel with cells still pending for a minute: the run stopped (or never started)
+        idle = state.get("ready") and state["status"] == "idle"
+        idle_since = (idle_since or time.monotonic()) if idle else None
+        if idle_since is not None and time.monotonic() - idle_since > STALL_S:
+            page.screenshot(path=str(ARTIFACTS / f"{shot_name}_stalled.png"), full_page=True)
+            pytest.fail(f"{notebook}: kernel idle for {STALL_S} s with cells not run: {state}")
         time.sleep(1.0)
     page.screenshot(path=str(ARTIFACTS / f"{shot_name}_timeout.png"), full_page=True)
     pytest.fail(f"{notebook} did not finish within {RUN_TIMEOUT_S} s: {state}\nserver log:\n{lab.log_tail()}")
