@@ -7,7 +7,9 @@
 Each function displays ONE output that carries both the live widget
 (``application/vnd.jupyter.widget-view+json``) and a PNG of the same view (``image/png``).
 JupyterLab ranks the widget mime type first and shows the live explorer; GitHub, nbconvert and
-nbval, which cannot run widgets, show the picture. Each returns the widget (an `Explorer`, a
+nbval, which cannot run widgets, show the picture (nbconvert prefers the widget when the notebook
+saved its widget state, so execute notebooks with ``--ExecutePreprocessor.store_widget_state=False``).
+Each returns the widget (an `Explorer`, a
 ``VBox`` whose ``controls`` and ``views`` dicts name its parts, for scripting and tests).
 
 Speed: encoder outputs are computed once; an interaction costs at most one encoder and one
