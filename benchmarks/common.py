@@ -47,8 +47,8 @@ class Config:
 
     @classmethod
     def quick(cls, **kw):
-        base = cls(mode="quick", n_train=10_000, repeats=3, conv_n_train=3_000, conv_repeats=2, train_epochs=2,
-                   local_vi_steps=600, refine_steps=50, rss_epochs=1, rss_n_train=5_000, notebook_modes=("quick",),
+        base = cls(mode="quick", n_train=5_000, repeats=2, conv_n_train=2_000, conv_repeats=1, train_epochs=1,
+                   local_vi_steps=400, refine_steps=50, rss_epochs=1, rss_n_train=5_000, notebook_modes=("quick",),
                    notebook_timeout=900, matmul_seconds=0.5)
         return dataclasses.replace(base, **kw)
 

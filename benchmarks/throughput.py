@@ -336,16 +336,26 @@ def measure(x, kind: str, cfg: Config) -> dict:
     if have["pyro"] and kind == "mlp":
         peers.append(PyroRow(x, kind))
     rates = {row.name: [] for row in peers}
+    # CPU seconds (all threads of this process) per epoch: on a shared machine a row may get less
+    # than the cores it asks for; images per CPU-second says what each row costs whatever it got.
+    cpu = {lib.name: [], **{row.name: [] for row in peers}}
+    lib_started = [time.process_time()]
 
     def after_epoch():
+        cpu[lib.name].append(time.process_time() - lib_started[0])
         for row in peers:
+            c0 = time.process_time()
             rates[row.name].append(row.epoch())
+            cpu[row.name].append(time.process_time() - c0)
+        lib_started[0] = time.process_time()
 
     repeats = cfg.repeats if kind == "mlp" else cfg.conv_repeats
     lib_rates = lib.run(cfg.warmup_epochs + repeats, after_epoch)
     rates = {lib.name: lib_rates, **rates}
+    images = (len(x) // BATCH) * BATCH
     return {
         "rates": {name: r[cfg.warmup_epochs :] for name, r in rates.items()},
+        "per_cpu_second": {name: [images / c for c in cs[cfg.warmup_epochs :]] for name, cs in cpu.items()},
         "library": lib.name,
         "history": lib.history,
         "missing": [m for m, ok in have.items() if not ok] if cfg.peers else ["torch", "pyro"],
@@ -367,7 +377,8 @@ def run(cfg: Config, x=None) -> list[Row]:
         table = f"throughput_{kind}"
         for name, r in result["rates"].items():
             rows.append(Row(table, name, median(r), "img/s", ratio=median(r) / lib_rate,
-                            extra={"runs": [round(v, 1) for v in r], "images": n, "batch": BATCH}))
+                            extra={"runs": [round(v, 1) for v in r], "images": n, "batch": BATCH,
+                                   "img_per_cpu_second": median(result["per_cpu_second"][name])}))
         for mod in result["missing"]:
             if kind == "conv" and mod == "pyro":
                 continue
