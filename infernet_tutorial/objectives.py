@@ -92,15 +92,27 @@ def iwae_bound(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, k: int 
         raise ValueError(f"k and chunk must be >= 1, got k={k}, chunk={chunk}")
     check_inputs(x, q, decoder, "iwae_bound")
     seed = _seed(seed)
-    total = None
-    done = 0
-    i = 0
-    while done < k:
-        s = min(chunk, k - done)
+
+    def chunk_lse(i, s):
+        """log sum_j w_j over the ``s`` samples of chunk ``i``: ``[b]``."""
         z = q.sample(s, seed=tf.random.experimental.stateless_fold_in(seed, i))  # [s, b, d]
         log_w = decoder(z).log_prob(x) + prior.log_prob(z) - q.log_prob(z)  # [s, b]
-        part = tf.reduce_logsumexp(log_w, axis=0)
-        total = part if total is None else tf.reduce_logsumexp(tf.stack([total, part]), axis=0)
-        done += s
-        i += 1
+        return tf.reduce_logsumexp(log_w, axis=0)
+
+    def add(total, part):
+        return part if total is None else tf.reduce_logsumexp(tf.stack([total, part]), axis=0)
+
+    full, rest = divmod(int(k), int(chunk))
+    if tf.executing_eagerly() or full <= 2:
+        total = None
+        for i in range(full):
+            total = add(total, chunk_lse(i, chunk))
+    else:  # in a graph: one loop body, not `full` copies of the decoder (smaller graphs, faster compiles)
+        total = tf.while_loop(
+            lambda i, _: i < full,
+            lambda i, t: (i + 1, add(t, chunk_lse(i, chunk))),
+            (tf.constant(1), chunk_lse(0, chunk)),
+        )[1]
+    if rest:
+        total = add(total, chunk_lse(full, rest))
     return total - tf.math.log(tf.cast(k, tf.float32))
