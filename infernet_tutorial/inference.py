@@ -10,8 +10,8 @@ Local VI, amortized VI and test-time inference differ only in ``variables``:
                     (`infer_local`) or at the encoder's output (semi-amortized, `infer_local(init=encoder)`)
 
 The loop runs whole epochs inside one compiled `tf.function` over data that lives on the device
-(XLA on a GPU; on a CPU TensorFlow's own oneDNN kernels, which ran it 1.4-1.7x faster than an
-XLA-compiled epoch loop, see benchmarks/results.md): shuffling, dynamic binarization and the Monte Carlo noise are drawn on the device from
+(XLA on a GPU; on a CPU TensorFlow's own oneDNN kernels, as fast as an XLA-compiled epoch loop
+on a quiet CPU and faster under load, see benchmarks/results.md): shuffling, dynamic binarization and the Monte Carlo noise are drawn on the device from
 stateless seeds derived from (seed, global step), so a run is reproducible and a resumed run
 continues with exactly the randomness it would have used. The loop stops at the first non-finite
 ELBO and keeps finite weights; Ctrl-C returns the history so far.
@@ -107,7 +107,8 @@ def use_xla(jit_compile: bool | None = None) -> bool:
     """``jit_compile=None`` means "where it pays": XLA when TensorFlow sees a GPU, not on a CPU.
 
     Measured on a 2-core CPU (benchmarks/results.md): the reference model's epoch loop as a plain
-    TensorFlow graph (oneDNN kernels) ran 1.4-1.7x faster than an XLA-compiled epoch loop of the same model.
+    TensorFlow graph (oneDNN kernels) ran as fast as an XLA-compiled epoch loop of the same model on
+    a quiet machine (1.03x) and 1.4-1.7x faster under load from other jobs; it also compiles faster.
     """
     if jit_compile is None:
         return bool(tf.config.list_logical_devices("GPU"))
