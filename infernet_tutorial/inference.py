@@ -10,11 +10,12 @@ Local VI, amortized VI and test-time inference differ only in ``variables``:
                     (`infer_local`) or at the encoder's output (semi-amortized, `infer_local(init=encoder)`)
 
 The loop runs whole epochs inside one compiled `tf.function` over data that lives on the device
-(XLA on a GPU; on a CPU TensorFlow's own oneDNN kernels, as fast as an XLA-compiled epoch loop
-on a quiet CPU and faster under load, see benchmarks/results.md): shuffling, dynamic binarization and the Monte Carlo noise are drawn on the device from
-stateless seeds derived from (seed, global step), so a run is reproducible and a resumed run
-continues with exactly the randomness it would have used. The loop stops at the first non-finite
-ELBO and keeps finite weights; Ctrl-C returns the history so far.
+(XLA on a GPU; on a CPU TensorFlow's own oneDNN kernels, as fast as an XLA-compiled epoch loop on
+a quiet CPU and faster under load, see benchmarks/results.md): shuffling, dynamic binarization and
+the Monte Carlo noise are drawn on the device from stateless seeds derived from (seed, global
+step), so a run is reproducible and a resumed run continues with exactly the randomness it would
+have used. The loop stops at the first non-finite ELBO and keeps finite weights; Ctrl-C returns the
+history so far.
 """
 from __future__ import annotations
 
