@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (see README):
 #   make lab    set everything up and open the tutorial in JupyterLab
-#   make test   set everything up and run every test (library tests + notebooks under nbval, quick mode)
+#   make test   set everything up and run every test: library tests, notebooks under nbval (quick mode),
+#               the browser test; three pytest processes in turn (scripts/run_tests.py)
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -25,7 +26,7 @@ test: setup
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; } || \
 	  echo "could not install chromium (needs root): the browser test will fail; INFERNET_REQUIRE_BROWSER=0 skips it"; }
 	INFERNET_QUICK=$${INFERNET_QUICK:-1} INFERNET_REQUIRE_BROWSER=$${INFERNET_REQUIRE_BROWSER:-1} \
-	  $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	  $(PY) scripts/run_tests.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts

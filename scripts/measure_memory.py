@@ -110,8 +110,8 @@ def main(argv=None) -> int:
     parser.add_argument("--mode", choices=["full", "quick"], default="full", help="notebook mode (default full)")
     parser.add_argument("--skip-notebooks", action="store_true")
     parser.add_argument("--skip-tests", action="store_true")
-    parser.add_argument("--tests", default="tests notebooks --nbval-lax",
-                        help="pytest arguments for the suite (default: what `make test` runs)")
+    parser.add_argument("--tests", default=None,
+                        help="pytest arguments for one suite run (default: each stage `make test` runs, see scripts/run_tests.py)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run (default 3600)")
     parser.add_argument("--data-dir", default=os.environ.get("INFERNET_DATA_DIR")
                         or str(REPO.parent / "shared" / "data" / "mnist"))
@@ -129,8 +129,11 @@ def main(argv=None) -> int:
                    "--output-dir", "{out}", f"--ExecutePreprocessor.timeout={int(args.timeout)}", str(nb)]
             runs.append((nb.name, args.mode, cmd, environment(args.mode == "quick", data_dir), nb.parent, NOTEBOOK_LIMIT))
     if not args.skip_tests:
-        cmd = [sys.executable, "-m", "pytest", *args.tests.split(), "-q", "-p", "no:cacheprovider"]
-        runs.append(("test suite", "quick", cmd, environment(True, data_dir), REPO, TESTS_LIMIT))
+        from run_tests import STAGES, stage_command  # the stages `make test` runs, one process each
+
+        stages = [("test suite", args.tests.split())] if args.tests else [(f"tests: {name}", a) for name, a in STAGES]
+        for name, stage_args in stages:
+            runs.append((name, "quick", stage_command(stage_args, ["-q"]), environment(True, data_dir), REPO, TESTS_LIMIT))
 
     rows = []
     with tempfile.TemporaryDirectory() as out:

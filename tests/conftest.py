@@ -74,3 +74,15 @@ def mnist_dir() -> Path:
     if not (folder / "train-images-idx3-ubyte.gz").is_file():
         pytest.fail(f"real MNIST not found in {folder}; set INFERNET_DATA_DIR (see README)")
     return folder
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_memory_between_modules():
+    """Drop each module's models and compiled functions before the next one (keeps the suite < 2 GB)."""
+    yield
+    import gc
+    import sys
+
+    if "keras" in sys.modules:
+        sys.modules["keras"].backend.clear_session()
+    gc.collect()

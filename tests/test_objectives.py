@@ -46,7 +46,7 @@ def test_analytic_kl_matches_closed_form(setup):
 def test_iwae_bounds_elbo_and_increases_with_k(setup):
     x, enc, dec, prior = setup
     q = enc(x)
-    elbo = it.elbo(x, q, dec, prior, kl="mc", num_samples=500, seed=3).numpy().mean()
+    elbo = np.mean([it.elbo(x, q, dec, prior, kl="mc", num_samples=50, seed=s).numpy().mean() for s in range(10)])
     bounds = {k: it.iwae_bound(x, q, dec, prior, k=k, chunk=50, seed=k).numpy().mean() for k in (1, 10, 100, 1000)}
     assert abs(bounds[1] - elbo) < 1.0
     assert elbo < bounds[10] < bounds[100] < bounds[1000]
