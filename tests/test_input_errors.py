@@ -187,13 +187,6 @@ def test_evaluate_index_count_mismatch(digits, model):
         it.evaluate(binary[:5], enc, dec, prior, idx=range(4))
 
 
-LOCAL_FACTORS_FIX = (
-    "needs inference.py (owned elsewhere): train() must call family.check_indices(np.arange(len(x))) and "
-    "evaluate() family.check_indices(idx) for LocalFactors before compiling; inside the compiled loop an "
-    "out-of-range gather is clamped silently (XLA) or fails mid-epoch after some steps were applied (graph)"
-)
-
-
 def test_train_rejects_local_factors_of_another_size(digits, model):
     _, binary = digits
     _, dec, prior = model
