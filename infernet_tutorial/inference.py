@@ -251,6 +251,7 @@ def fit(
             if given_lr is not None:  # the checkpoint holds the old run's rate; this run uses its own
                 optimizer.learning_rate = given_lr
             done = min(_global_step(optimizer), total)
+    first_step = _global_step(optimizer) - done  # global step of this run's step 0
     start = time.perf_counter()
     bar = tqdm(total=total, initial=done, desc=desc, unit="step", disable=not progress, leave=True, mininterval=0.5)
     try:
@@ -292,6 +293,8 @@ def fit(
                 history.steps = done
                 callback(history)
     except KeyboardInterrupt:
+        # Ctrl-C lands when a compiled call returns: its steps are applied even if not yet counted
+        done = _global_step(optimizer) - first_step
         history.interrupted = True
         history.message = f"Interrupted after {done} of {total} steps; the weights of the last completed step are kept."
         print(history.message)
