@@ -304,6 +304,9 @@ def fit(
     history.steps = done
     history.images = done * batch_size
     history.seconds = time.perf_counter() - start
+    if progress:  # a line that stays readable where the bar does not render (GitHub, nbconvert, logs)
+        print(f"{desc}: {history.steps:,} steps in {history.seconds:.1f} s, ELBO {history.final_elbo:.2f} nats "
+              f"(mean of the last {min(100, max(1, len(history.elbo)))} steps)")
     return history
 
 
