@@ -279,8 +279,10 @@ def fit(
                         v.assign(old)
                 step = _global_step(optimizer)  # the failed step was not applied
                 history.diverged_at = step
+                last = float(values[ran - 1])
+                what = f"the ELBO became {last:g} (not finite)" if not np.isfinite(last) else f"the gradient of the ELBO ({last:g}) was not finite"
                 history.message = (
-                    f"Training stopped at step {step}: the ELBO became {float(values[ran - 1]):g} (not finite). "
+                    f"Training stopped at step {step}: {what}. "
                     f"The weights of the last finite step are kept. Try a smaller learning rate "
                     f"(this run used {float(optimizer.learning_rate):g}; e.g. {float(optimizer.learning_rate) / 10:g})."
                 )

@@ -177,12 +177,15 @@ class CategoricalEncoder:
 def mixture_elbo(x, q: tfd.Categorical, model: BernoulliMixture) -> tf.Tensor:
     """Exact ELBO by summing over the K clusters: sum_k q_k log p(x, k) + H(q): ``[b]`` nats."""
     log_joint = model.log_joint(x)  # [b, K]
-    probs = q.probs_parameter()
-    if probs.shape[-1] != log_joint.shape[-1]:
-        raise ValueError(f"q has {probs.shape[-1]} categories but the model has {log_joint.shape[-1]} components")
-    # sum_k q_k log q_k with 0 log 0 = 0
-    neg_entropy = tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(probs), probs), axis=-1)
-    return tf.reduce_sum(probs * log_joint, axis=-1) - neg_entropy
+    log_q = tf.nn.log_softmax(q.logits_parameter())  # finite even where q_k underflows to 0
+    if log_q.shape[-1] != log_joint.shape[-1]:
+        raise ValueError(f"q has {log_q.shape[-1]} categories but the model has {log_joint.shape[-1]} components")
+    probs = tf.exp(log_q)
+    # sum_k q_k (log p(x, k) - log q_k) with 0 log 0 = 0. Taken from log q (finite for logits), not
+    # log(probs): where a q_k underflows to 0, log(0) has an infinite derivative and inf * 0 is NaN.
+    # A q built from probabilities with exact zeros has log q_k = -inf there: those terms are 0.
+    log_q = tf.where(probs > 0, log_q, tf.zeros_like(log_q))
+    return tf.reduce_sum(probs * (log_joint - log_q), axis=-1)
 
 
 def mixture_objective(family, model: BernoulliMixture):

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Every test, in three pytest processes run one after the other (what `make test` runs).
+"""Every test, in four pytest processes run one after the other (what `make test` runs).
 
-    library tests   tests/ except the browser test
+    library tests   tests/ except the three below
+    distribute + benchmark tests   tests that run TensorFlow in a child process
     notebooks       notebooks/*.ipynb under nbval (--nbval-lax), quick mode unless INFERNET_QUICK=0
     browser test    tests/test_browser.py: JupyterLab + headless Chromium
 
@@ -20,8 +21,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# tests that start TensorFlow in a child process run apart from the in-process library tests,
+# so that two TensorFlow runtimes are never resident at once
+CHILD_PROCESS_TESTS = ["tests/test_distribute.py", "tests/test_benchmarks.py"]
 STAGES = [
-    ("library tests", ["tests", "--ignore=tests/test_browser.py"]),
+    ("library tests", ["tests", "--ignore=tests/test_browser.py", *(f"--ignore={t}" for t in CHILD_PROCESS_TESTS)]),
+    ("distribute + benchmark tests", CHILD_PROCESS_TESTS),
     ("notebooks (nbval)", ["notebooks", "--nbval-lax"]),
     ("browser test", ["tests/test_browser.py"]),
 ]

@@ -80,14 +80,18 @@ class LabServer:
     def log_tail(self, n: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
 
+    def shutdown_kernels(self) -> None:
+        """Stop every kernel (each holds a TensorFlow runtime); errors mean the server is going down."""
+        try:
+            for kernel in _api(self.base, self.token, "/api/kernels") or []:
+                _api(self.base, self.token, f"/api/kernels/{kernel['id']}", method="DELETE", timeout=20)
+        except Exception:
+            pass
+
     def stop(self) -> None:
         """Shut down kernels and the server; kill what does not stop."""
         if self.process.poll() is None:
-            try:
-                for kernel in _api(self.base, self.token, "/api/kernels") or []:
-                    _api(self.base, self.token, f"/api/kernels/{kernel['id']}", method="DELETE", timeout=20)
-            except Exception:  # the server may already be going down
-                pass
+            self.shutdown_kernels()
             self.process.terminate()
             try:
                 self.process.wait(30)
@@ -174,7 +178,7 @@ def browser(lab):
 
 
 @pytest.fixture()
-def page(browser):
+def page(browser, lab):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
     page = context.new_page()
     page.set_default_timeout(60_000)
@@ -182,6 +186,7 @@ def page(browser):
         yield page
     finally:
         context.close()
+        lab.shutdown_kernels()  # one notebook kernel at a time keeps the test's memory down
 
 
 FIND_NOTEBOOK_JS = """const app = window.jupyterapp;

@@ -139,3 +139,19 @@ def test_cluster_purity():
     assert it.cluster_purity([0, 1, 1, 1], [1, 1, 2, 2]) == 0.75
     with pytest.raises(ValueError, match="equal length"):
         it.cluster_purity([0, 1], [1])
+
+
+def test_gradient_is_finite_when_posterior_probabilities_underflow_to_zero():
+    """784 pixels make p(c|x) one-hot in float32 (the other q_k are exactly 0): the ELBO's gradient
+    must stay finite, else `fit` stops at step 0 (it did: 0 * log 0 has a NaN derivative)."""
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(200, 784)) < 0.3).astype(np.float32)
+    model = it.BernoulliMixture(5, init_data=x, seed=1)
+    assert np.min(model.posterior(x).probs_parameter().numpy()) == 0.0  # really underflows
+    with tf.GradientTape() as tape:
+        value = tf.reduce_mean(mixture.mixture_elbo(x, model.posterior(x), model))
+    grads = tape.gradient(value, model.trainable_variables)
+    assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+    np.testing.assert_allclose(value.numpy(), np.mean(model.log_evidence(x).numpy()), rtol=1e-5)
+    history = it.fit_mixture(model.posterior, model, x, steps=20, batch_size=100, learning_rate=0.05, progress=False)
+    assert history.diverged_at is None and history.steps == 20
