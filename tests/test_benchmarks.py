@@ -19,24 +19,6 @@ sys.path.insert(0, str(REPO))
 from benchmarks import memory, test_time, throughput  # noqa: E402
 
 
-def test_reference_model_costs_2_45_mflop_per_image():
-    # forward: 784*256 + 256*20 + 10*256 + 256*784 multiply-adds; backward ~ twice the forward
-    assert throughput.reference_flops() == 6 * (784 * 256 + 256 * 20 + 10 * 256 + 256 * 784) == 2_454_528
-
-
-def test_crossover_is_where_local_factors_outgrow_the_encoder():
-    n, encoder_bytes = memory.crossover()
-    assert encoder_bytes == 4 * 206_100
-    assert n == 10_306  # 2 * 10 * N > 206,100  <=>  N > 10,305
-
-
-def test_steps_to_plateau():
-    trace = np.concatenate([np.linspace(-200, -100, 101), np.full(899, -100.0)])
-    steps, plateau = test_time.steps_to_plateau(trace, tolerance=1.0, window=1)
-    assert plateau == pytest.approx(-100.0)
-    assert steps == 100  # -101 is reached at index 99: 100 steps taken
-
-
 @pytest.fixture
 def one_cell_notebooks(tmp_path):
     import nbformat
@@ -88,3 +70,23 @@ def test_every_benchmark_runs_tiny_and_writes_its_tables(tmp_path, mnist_dir, on
     md = out.read_text()
     assert "## Machine" in md and "GPU figures are not yet measured" in md or "GPU: /physical_device" in md
     assert "Load average" in md and "library / Keras fit" in md and "local VI / encoder forward pass" in md
+
+
+# Unit checks of the benchmarks' arithmetic. They come after the subprocess run above, which must
+# start while this process has not loaded TensorFlow yet (crossover() builds an encoder).
+def test_reference_model_costs_2_45_mflop_per_image():
+    # forward: 784*256 + 256*20 + 10*256 + 256*784 multiply-adds; backward ~ twice the forward
+    assert throughput.reference_flops() == 6 * (784 * 256 + 256 * 20 + 10 * 256 + 256 * 784) == 2_454_528
+
+
+def test_crossover_is_where_local_factors_outgrow_the_encoder():
+    n, encoder_bytes = memory.crossover()
+    assert encoder_bytes == 4 * 206_100
+    assert n == 10_306  # 2 * 10 * N > 206,100  <=>  N > 10,305
+
+
+def test_steps_to_plateau():
+    trace = np.concatenate([np.linspace(-200, -100, 101), np.full(899, -100.0)])
+    steps, plateau = test_time.steps_to_plateau(trace, tolerance=1.0, window=1)
+    assert plateau == pytest.approx(-100.0)
+    assert steps == 100  # -101 is reached at index 99: 100 steps taken

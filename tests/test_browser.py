@@ -37,6 +37,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    # fewer processes, less memory (the whole test stays under 2 GB with a TensorFlow kernel running)
+    "--in-process-gpu",
+    "--disable-extensions",
+    "--renderer-process-limit=1",
+    "--disable-features=site-per-process,Translate,MediaRouter,OptimizationHints",
 ]
 RUN_TIMEOUT_S = int(os.environ.get("INFERNET_BROWSER_TIMEOUT", 20 * 60))  # whole notebook, quick mode, slow shared CPU
 SERVER_START_TIMEOUT_S = 120
