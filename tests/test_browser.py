@@ -39,6 +39,8 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     # fewer processes, less memory (the whole test stays under 2 GB with a TensorFlow kernel running)
     "--in-process-gpu",
+    "--no-zygote",
+    "--enable-features=NetworkServiceInProcess2",
     "--disable-extensions",
     "--renderer-process-limit=1",
     "--disable-features=site-per-process,Translate,MediaRouter,OptimizationHints",
