@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .data import NUM_PIXELS
 from .families import LocalFactors, check_batch
 from .models import BernoulliDecoder
-from .objectives import elbo, iwae_bound
+from .objectives import check_binary, elbo, iwae_bound
 
 Objective = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -319,18 +319,6 @@ def elbo_objective(family, decoder, prior, kl: str = "analytic", num_samples: in
         return elbo(x, family(x, idx), decoder, prior, kl=kl, num_samples=num_samples, seed=seed)
 
     return objective
-
-
-def check_binary(x, who: str = "A Bernoulli likelihood") -> None:
-    """Raise ValueError unless every value of ``x`` is 0 or 1."""
-    arr = np.asarray(x)
-    bad = ~((arr == 0) | (arr == 1))
-    if bad.any():
-        example = arr[bad].flat[0]
-        raise ValueError(
-            f"{who} needs binary pixels (0 or 1), but {int(bad.sum())} values are not (e.g. {example:g}). "
-            "Use load_mnist(binarize='static' or 'sample'), or binarize=True in fit for grey levels."
-        )
 
 
 def train(

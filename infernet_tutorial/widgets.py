@@ -372,7 +372,8 @@ def amortization_explorer(x_test, encoder, decoder, prior, *, refine_steps: int 
     import tensorflow as tf
 
     from .families import diag_gaussian
-    from .inference import check_binary, infer_local
+    from .inference import infer_local
+    from .objectives import check_binary
     from .objectives import elbo
 
     x_test = np.asarray(x_test, np.float32)
