@@ -45,6 +45,22 @@ def check_batch(x, width: int, who: str) -> None:
         raise ValueError(f"{who} expects float32 inputs, got dtype {name} (convert with x.astype('float32'))")
 
 
+def check_index_range(idx, num_points: int, who: str, hint: str = "") -> None:
+    """Raise ValueError unless every index in ``idx`` is an integer in 0..num_points-1 (eager values).
+
+    Local families look their rows up by index; inside a compiled loop an out-of-range gather is
+    clamped silently or fails mid-epoch, so they check their indices before training starts.
+    """
+    idx = np.asarray(idx)
+    if idx.size == 0:
+        return
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"{who} expects integer indices, got dtype {idx.dtype}")
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= num_points:
+        raise ValueError(f"{who} index out of range: got indices {lo}..{hi}, valid are 0..{num_points - 1}{hint}")
+
+
 class LocalFactors:
     """One diagonal Gaussian q(z_n; lambda_n) per data point, lambda_n = (loc_n, scale_n).
 
@@ -92,18 +108,11 @@ class LocalFactors:
         Inside a compiled (XLA) loop an out-of-range gather is silently clamped, so callers that
         compile (`train`, `evaluate`) should call this on all their indices before starting.
         """
-        idx = np.asarray(idx)
-        if idx.size == 0:
-            return
-        if not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"LocalFactors expects integer indices, got dtype {idx.dtype}")
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= self.num_points:
-            raise ValueError(
-                f"LocalFactors index out of range: got indices {lo}..{hi}, valid are 0..{self.num_points - 1} "
-                f"(these factors hold {self.num_points} points; the data set must have exactly that many, "
-                f"or create LocalFactors(len(x), {self.latent_dim}))"
-            )
+        check_index_range(
+            idx, self.num_points, "LocalFactors",
+            f" (these factors hold {self.num_points} points; the data set must have exactly that many, "
+            f"or create LocalFactors(len(x), {self.latent_dim}))",
+        )
 
     @property
     def trainable_variables(self) -> list:

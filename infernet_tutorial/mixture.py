@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from .families import check_batch
+from .families import check_batch, check_index_range
 from .inference import fit
 
 tfd = tfp.distributions
@@ -132,12 +132,8 @@ class LocalCategorical:
         idx = tf.convert_to_tensor(idx)
         if idx.shape.rank != 1 or not idx.dtype.is_integer:
             raise ValueError(f"LocalCategorical expects integer idx of shape [batch], got {idx.dtype.name} {idx.shape.as_list()}")
-        if tf.executing_eagerly() and idx.shape[0]:
-            lo, hi = int(tf.reduce_min(idx)), int(tf.reduce_max(idx))
-            if lo < 0 or hi >= self.num_points:
-                raise ValueError(
-                    f"LocalCategorical index out of range: got indices {lo}..{hi}, valid are 0..{self.num_points - 1}"
-                )
+        if tf.executing_eagerly():
+            check_index_range(idx, self.num_points, "LocalCategorical")
         return tfd.Categorical(logits=tf.gather(self.logits, idx))
 
     @property
