@@ -22,7 +22,7 @@ def crossover(latent_dim: int = 10) -> tuple[int, int]:
     """Smallest N whose local factors take more bytes than the encoder; and the encoder's bytes."""
     import infernet_tutorial as it
 
-    enc_bytes = variable_bytes(it.MLPEncoder(latent_dim).trainable_variables)
+    enc_bytes = variable_bytes(it.MLPInferenceNetwork(latent_dim).trainable_variables)
     lo, hi = 1, 1
     while variable_bytes(it.LocalFactors(hi, latent_dim).trainable_variables) <= enc_bytes:
         lo, hi = hi, hi * 2
@@ -40,7 +40,7 @@ def run(cfg: Config) -> list[Row]:
 
     rows = []
     n_cross, enc_bytes = crossover()
-    encoder = it.MLPEncoder(10)
+    encoder = it.MLPInferenceNetwork(10)
     for n in GRID if cfg.mode != "tiny" else GRID[:2]:
         local = it.LocalFactors(n, 10)
         local_bytes = variable_bytes(local.trainable_variables)

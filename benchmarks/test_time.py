@@ -41,7 +41,7 @@ def run(cfg: Config) -> list[Row]:
 
     x_train = it.load_mnist("train", n=cfg.n_train, data_dir=cfg.data_dir).images
     x_test = it.load_mnist("test", n=cfg.n_test, binarize="sample", data_dir=cfg.data_dir, seed=1).images
-    encoder, decoder, prior = it.MLPEncoder(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
+    encoder, decoder, prior = it.MLPInferenceNetwork(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
     it.train(encoder, decoder, prior, x_train, epochs=cfg.train_epochs, progress=False)
     xt = tf.constant(x_test)
 

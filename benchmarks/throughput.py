@@ -43,7 +43,7 @@ class LibraryRow:
         import infernet_tutorial as it
 
         self.x, self.kind = x, kind
-        self.encoder = it.MLPEncoder(10) if kind == "mlp" else it.ConvEncoder(10)
+        self.encoder = it.MLPInferenceNetwork(10) if kind == "mlp" else it.ConvInferenceNetwork(10)
         self.decoder = it.BernoulliDecoder(10, kind=kind)
         self.prior = it.standard_normal_prior(10)
 
@@ -130,7 +130,7 @@ class KerasFitRow:
         import tensorflow as tf
 
         # The same layers as the library's (architecture identical), driven by plain Keras.
-        enc = it.MLPEncoder(10) if kind == "mlp" else it.ConvEncoder(10)
+        enc = it.MLPInferenceNetwork(10) if kind == "mlp" else it.ConvInferenceNetwork(10)
         dec = it.BernoulliDecoder(10, kind=kind)
 
         class VAE(keras.Model):
@@ -193,7 +193,7 @@ def _torch_modules(kind: str):
         trunk = nn.Sequential(nn.Linear(784, 256), nn.ReLU())
         width = 256
         decoder = nn.Sequential(nn.Linear(10, 256), nn.ReLU(), nn.Linear(256, 784))
-    else:  # the library's ConvEncoder / conv BernoulliDecoder ("same" padding)
+    else:  # the library's ConvInferenceNetwork / conv BernoulliDecoder ("same" padding)
         trunk = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(),
                               nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(), nn.Flatten())
         width = 7 * 7 * 32

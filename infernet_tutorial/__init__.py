@@ -1,6 +1,6 @@
 """infernet_tutorial: inference networks (amortized variational inference), taught by running them.
 
-    family(x, idx) -> q(z)          LocalFactors | MLPEncoder | ConvEncoder | LinearEncoder
+    family(x, idx) -> q(z)          LocalFactors | MLPInferenceNetwork | ConvInferenceNetwork | LinearInferenceNetwork
     elbo / iwae_bound               bounds on log p(x), per data point, in nats
     fit(objective, variables, ...)  the one training loop; train / infer_local / evaluate build on it
 
@@ -16,9 +16,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "data": ["Digits", "MNISTDataError", "binarize_once", "load_mnist", "mnist_source"],
     "device": ["device_summary"],
-    "families": ["ConvEncoder", "LinearEncoder", "LocalFactors", "MLPEncoder"],
+    "families": ["ConvInferenceNetwork", "LinearInferenceNetwork", "LocalFactors", "MLPInferenceNetwork"],
     "inference": ["DivergenceWarning", "History", "elbo_objective", "evaluate", "fit", "infer_local", "train"],
-    "mixture": ["BernoulliMixture", "CategoricalEncoder", "LocalCategorical", "cluster_purity", "fit_mixture", "mixture_elbo"],
+    "mixture": ["BernoulliMixture", "CategoricalInferenceNetwork", "LocalCategorical", "cluster_purity", "fit_mixture", "mixture_elbo"],
     "models": ["BernoulliDecoder", "LinearGaussian", "standard_normal_prior"],
     "objectives": ["elbo", "iwae_bound"],
     "settings": ["quick_mode"],

@@ -74,8 +74,8 @@ def _train(args) -> dict:
     decoder = it.BernoulliDecoder(d, kind="conv" if args.family == "conv" else "mlp")
     family = {
         "local": lambda: it.LocalFactors(len(x_train), d),
-        "mlp": lambda: it.MLPEncoder(d),
-        "conv": lambda: it.ConvEncoder(d),
+        "mlp": lambda: it.MLPInferenceNetwork(d),
+        "conv": lambda: it.ConvInferenceNetwork(d),
     }[args.family]()
     print(f"model:  {args.family} family ({family.count_params():,} variational parameters), "
           f"decoder {decoder.count_params():,} parameters, {len(x_train):,} training digits")

@@ -1,6 +1,8 @@
 """Which device TensorFlow computes on. TensorFlow places work on a GPU by itself when it sees one."""
 from __future__ import annotations
 
+from . import startup  # noqa: F401  (TensorFlow without its start-up lines; first)
+
 import os
 
 import tensorflow as tf

@@ -5,14 +5,16 @@ Every family returns a diagonal Gaussian with batch shape ``[batch]`` and event 
 
 - `LocalFactors(num_points, d)`: ignores ``x``; looks up one (loc, scale) row per data point by
   ``idx``. Mean-field local VI: parameters grow with N, a new point needs new parameters.
-- `MLPEncoder(d, hidden)`: ignores ``idx``; an inference network lambda_n = NN(x_n; theta) with a
+- `MLPInferenceNetwork(d, hidden)`: ignores ``idx``; an inference network lambda_n = NN(x_n; theta) with a
   fixed number of parameters, whatever N.
-- `ConvEncoder(d)`: the same with a small convolutional network for 28x28 images.
-- `LinearEncoder(d, D)`: loc = A x + c and a learned scale that does not depend on x; optionally
+- `ConvInferenceNetwork(d)`: the same with a small convolutional network for 28x28 images.
+- `LinearInferenceNetwork(d, D)`: loc = A x + c and a learned scale that does not depend on x; optionally
   restricted (``fixed_scale``) so that it *cannot* represent the exact posterior of the
   linear-Gaussian model.
 """
 from __future__ import annotations
+
+from . import startup  # noqa: F401  (TensorFlow without its start-up lines; first)
 
 import keras
 import numpy as np
@@ -122,7 +124,7 @@ class LocalFactors:
         return 2 * self.num_points * self.latent_dim
 
 
-class MLPEncoder:
+class MLPInferenceNetwork:
     """The reference inference network: ``x: [batch, 784]`` -> q(z | x).
 
     hidden = Dense(hidden, relu)(x); loc = Dense(d)(hidden); scale = Dense(d, softplus)(hidden).
@@ -141,7 +143,7 @@ class MLPEncoder:
 
     def params(self, x) -> tuple[tf.Tensor, tf.Tensor]:
         """``x: [batch, 784]`` -> (loc, scale), each ``[batch, d]``."""
-        check_batch(x, self.input_dim, "MLPEncoder")
+        check_batch(x, self.input_dim, "MLPInferenceNetwork")
         h = self.hidden(x)
         return self.loc_layer(h), self.scale_layer(h) + MIN_SCALE
 
@@ -160,7 +162,7 @@ class MLPEncoder:
         return int(sum(layer.count_params() for layer in self.layers))
 
 
-class ConvEncoder:
+class ConvInferenceNetwork:
     """A small convolutional inference network for 28x28 images: ``x: [batch, 784]`` -> q(z | x).
 
     Conv(16, 3x3, stride 2, relu) -> Conv(32, 3x3, stride 2, relu) -> flatten -> Dense(loc),
@@ -187,7 +189,7 @@ class ConvEncoder:
         self.scale_layer.build((None, width))
 
     def params(self, x) -> tuple[tf.Tensor, tf.Tensor]:
-        check_batch(x, NUM_PIXELS, "ConvEncoder")
+        check_batch(x, NUM_PIXELS, "ConvInferenceNetwork")
         h = self.trunk(x)
         return self.loc_layer(h), self.scale_layer(h) + MIN_SCALE
 
@@ -202,7 +204,7 @@ class ConvEncoder:
         return int(self.trunk.count_params() + self.loc_layer.count_params() + self.scale_layer.count_params())
 
 
-class LinearEncoder:
+class LinearInferenceNetwork:
     """loc = x A + c, scale = softplus(s) (one learned vector, the same for every x).
 
     This can represent the exact posterior of `LinearGaussian` (mean linear in x, covariance
@@ -218,7 +220,7 @@ class LinearEncoder:
         self.raw_scale = None if fixed_scale is not None else tf.Variable(tf.fill([latent_dim], SOFTPLUS_INV_ONE))
 
     def __call__(self, x, idx=None) -> tfd.Distribution:
-        check_batch(x, self.input_dim, "LinearEncoder")
+        check_batch(x, self.input_dim, "LinearInferenceNetwork")
         loc = tf.matmul(x, self.A) + self.c
         if self.raw_scale is None:
             scale = tf.fill(tf.shape(loc), tf.constant(self.fixed_scale, tf.float32))

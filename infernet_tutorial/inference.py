@@ -19,6 +19,8 @@ history so far.
 """
 from __future__ import annotations
 
+from . import startup  # noqa: F401  (TensorFlow without its start-up lines; first)
+
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,12 +29,12 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from .data import NUM_PIXELS
 from .families import LocalFactors, check_batch
 from .models import BernoulliDecoder
 from .objectives import check_binary, elbo, iwae_bound
+from .progress import finish_bar, progress_bar
 
 Objective = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -253,7 +255,7 @@ def fit(
             done = min(_global_step(optimizer), total)
     first_step = _global_step(optimizer) - done  # global step of this run's step 0
     start = time.perf_counter()
-    bar = tqdm(total=total, initial=done, desc=desc, unit="step", disable=not progress, leave=True, mininterval=0.5)
+    bar = progress_bar(total, done, desc, progress)
     try:
         while done < total:
             offset = _global_step(optimizer) % chunk if steps_per_epoch > 1 else 0
@@ -301,14 +303,12 @@ def fit(
         history.message = f"Interrupted after {done} of {total} steps; the weights of the last completed step are kept."
         print(history.message)
     finally:
-        bar.close()
-    history.elbo = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    history.steps = done
-    history.images = done * batch_size
-    history.seconds = time.perf_counter() - start
-    if progress:  # a line that stays readable where the bar does not render (GitHub, nbconvert, logs)
-        print(f"{desc}: {history.steps:,} steps in {history.seconds:.1f} s, ELBO {history.final_elbo:.2f} nats "
-              f"(mean of the last {min(100, max(1, len(history.elbo)))} steps)")
+        history.elbo = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        history.steps = done
+        history.images = done * batch_size
+        history.seconds = time.perf_counter() - start
+        finish_bar(bar, f"{desc}: {history.steps:,} steps in {history.seconds:.1f} s, ELBO {history.final_elbo:.2f} nats "
+                   f"(mean of the last {min(100, max(1, len(history.elbo)))} steps)", progress)
     return history
 
 
@@ -398,7 +398,7 @@ def infer_local(
         learning_rate=learning_rate,
         seed=seed,
         progress=progress,
-        desc=desc or ("refine encoder output" if init is not None else "local VI (new points)"),
+        desc=desc or ("refine network output" if init is not None else "local VI (new points)"),
         **fit_kwargs,
     )
     return factors, history

@@ -6,7 +6,7 @@ The local latent variable is a *cluster assignment* c_n. The variational familie
 ``tfd.Categorical`` over the K components and keep the one signature ``family(x, idx) -> q(c)``:
 
 - `LocalCategorical(N, K)`: one vector of logits per data point (local VI);
-- `CategoricalEncoder(K)`: a small network x_n -> logits of q(c | x_n) (an inference network);
+- `CategoricalInferenceNetwork(K)`: a small network x_n -> logits of q(c | x_n) (an inference network);
 - `BernoulliMixture.posterior`: the exact p(c | x) (available because K is small).
 
 Because c is discrete with K values, the ELBO is computed exactly by summing over clusters:
@@ -17,6 +17,8 @@ so no sampling and no reparameterization are needed, and the gap to log p(x) is 
 Training reuses the tutorial's one loop, `inference.fit`, with ``objective(x, idx, seed)``.
 """
 from __future__ import annotations
+
+from . import startup  # noqa: F401  (TensorFlow without its start-up lines; first)
 
 import keras
 import numpy as np
@@ -144,7 +146,7 @@ class LocalCategorical:
         return self.num_points * self.num_components
 
 
-class CategoricalEncoder:
+class CategoricalInferenceNetwork:
     """An inference network for cluster assignments: x -> Dense(hidden, relu) -> Dense(K) logits of q(c | x)."""
 
     def __init__(self, num_components: int, hidden: int = 64, input_dim: int = 784):
@@ -156,7 +158,7 @@ class CategoricalEncoder:
         self.out.build((None, hidden))
 
     def logits(self, x) -> tf.Tensor:
-        check_batch(x, self.input_dim, "CategoricalEncoder")
+        check_batch(x, self.input_dim, "CategoricalInferenceNetwork")
         return self.out(self.hidden(x))
 
     def __call__(self, x, idx=None) -> tfd.Categorical:
@@ -196,7 +198,7 @@ def mixture_objective(family, model: BernoulliMixture):
 def fit_mixture(family, model: BernoulliMixture, x, *, train_model: bool = True, train_family: bool = True, **fit_kwargs):
     """Maximize the exact ELBO with `inference.fit` (give ``epochs=`` or ``steps=``; other keywords go to fit).
 
-    ``family``: `LocalCategorical`, `CategoricalEncoder` or ``model.posterior`` (then the ELBO equals
+    ``family``: `LocalCategorical`, `CategoricalInferenceNetwork` or ``model.posterior`` (then the ELBO equals
     log p(x) and this is maximum likelihood). ``train_model=False`` freezes the mixture and fits
     only the family's variables.
     """

@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+from . import startup  # noqa: F401  (TensorFlow without its start-up lines; first)
+
 import keras
 import numpy as np
 import tensorflow as tf

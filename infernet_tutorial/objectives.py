@@ -9,6 +9,8 @@ output), a ``decoder`` z -> p(x | z) and a ``prior`` p(z); none of them asks wha
 """
 from __future__ import annotations
 
+from . import startup  # noqa: F401  (TensorFlow without its start-up lines; first)
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp

@@ -88,7 +88,7 @@ def gap_vs_steps(steps, refined, encoder_elbo: float, local_optimum: float | Non
     if steps.shape != refined.shape or steps.ndim != 1:
         raise ValueError(f"steps and refined must be 1-D of equal length, got {steps.shape} and {refined.shape}")
     ax = _axes(ax, figsize=(6, 4))
-    ax.plot(steps, refined, "o-", label="local factors started at the encoder (semi-amortized)")
+    ax.plot(steps, refined, "o-", label="local factors started at the network (semi-amortized)")
     if scratch is not None:
         scratch = np.asarray(scratch, float)
         if scratch.shape != steps.shape:
@@ -104,7 +104,7 @@ def gap_vs_steps(steps, refined, encoder_elbo: float, local_optimum: float | Non
     return ax
 
 
-def latent_map(z, labels, ax=None, title: str = "2-D latent map (encoder means)"):
+def latent_map(z, labels, ax=None, title: str = "2-D latent map (inference network means)"):
     """Scatter ``z: [n, 2]`` coloured by ``labels: [n]`` (digit classes)."""
     z, labels = np.asarray(z, float), np.asarray(labels)
     if z.ndim != 2 or z.shape[1] != 2:

@@ -180,7 +180,7 @@ def memory_explorer(encoder_params: int, latent_dim: int = 10, n_min: float = 10
     ax = fig.add_subplot()
     ns = np.logspace(np.log10(n_min), np.log10(n_max), 200)
     ax.loglog(ns, memory_bytes(ns, latent_dim), color="tab:blue", lw=2, label=f"local factors: 2·N·d·4 B (d={latent_dim})")
-    ax.axhline(enc_bytes, color="tab:orange", lw=2, label=f"encoder: {encoder_params:,} params · 4 B")
+    ax.axhline(enc_bytes, color="tab:orange", lw=2, label=f"inference network: {encoder_params:,} params · 4 B")
     ax.axvline(cross, color="grey", ls=":", lw=1)
     ax.annotate(f"N* = {cross:,.0f}", (cross, enc_bytes), textcoords="offset points", xytext=(6, -16), fontsize=9, color="grey")
     for size, name in ((60_000, "MNIST"), (1_281_167, "ImageNet")):
@@ -208,7 +208,7 @@ def memory_explorer(encoder_params: int, latent_dim: int = 10, n_min: float = 10
         ratio = local / enc_bytes
         side = "more" if ratio >= 1 else "less"
         return (f"N = {n:,.0f}: local factors {_human_bytes(local)} ({2 * n * latent_dim:,.0f} numbers), "
-                f"encoder {_human_bytes(enc_bytes)} (fixed). Local VI needs {max(ratio, 1 / ratio):,.1f}× {side}; "
+                f"inference network {_human_bytes(enc_bytes)} (fixed). Local VI needs {max(ratio, 1 / ratio):,.1f}× {side}; "
                 f"crossover at N* = {cross:,.0f} points.")
 
     def update(change=None):
@@ -310,10 +310,10 @@ def _q_figure(loc, scale, refined=None, width=4.6, height=2.6, ax=None, empty=Fa
     ax.axhspan(-1, 1, color="0.9", zorder=0, label="prior N(0,1) ±1")
     off = 0.15 if refined is not None else 0.0
     if empty:  # legend entries only, the bars are drawn by _QPlot
-        ax.errorbar([], [], yerr=[], fmt="o", color="tab:blue", capsize=3, label="encoder q(z|x)")
+        ax.errorbar([], [], yerr=[], fmt="o", color="tab:blue", capsize=3, label="inference network q(z|x)")
         ax.errorbar([], [], yerr=[], fmt="s", color="tab:red", capsize=3, label="refined")
     else:
-        ax.errorbar(dims - off, np.clip(loc, -Q_LIMIT, Q_LIMIT), yerr=scale, fmt="o", color="tab:blue", capsize=3, label="encoder q(z|x)")
+        ax.errorbar(dims - off, np.clip(loc, -Q_LIMIT, Q_LIMIT), yerr=scale, fmt="o", color="tab:blue", capsize=3, label="inference network q(z|x)")
         if refined is not None:
             ax.errorbar(dims + off, np.clip(refined[0], -Q_LIMIT, Q_LIMIT), yerr=refined[1], fmt="s", color="tab:red", capsize=3, label="refined")
     ax.set_xticks(dims)
@@ -416,7 +416,7 @@ def amortization_explorer(x_test, encoder, decoder, prior, *, refine_steps: int 
     progress = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="300px", visibility="hidden"))
     digits = W.Image(format="png", layout=W.Layout(width="578px", height="140px"))
     digits.add_class("infernet-digits")
-    caption = W.HTML("<small>original &nbsp;|&nbsp; encoder input &nbsp;|&nbsp; reconstruction (encoder) "
+    caption = W.HTML("<small>original &nbsp;|&nbsp; network input &nbsp;|&nbsp; reconstruction (network) "
                      "&nbsp;|&nbsp; reconstruction (refined)</small>")
     qdraw = _QPlot(d)
     curve_plot = _Curve()
@@ -447,7 +447,7 @@ def amortization_explorer(x_test, encoder, decoder, prior, *, refine_steps: int 
         return corrupt(x_test[index.value], occlude.value, noise.value, seed=index.value)
 
     def elbo_html(s) -> str:
-        html = (f"<b>amortized ELBO</b> (encoder's q): <b>{s['elbo']:.2f}</b> nats "
+        html = (f"<b>amortized ELBO</b> (inference network's q): <b>{s['elbo']:.2f}</b> nats "
                 f"<small>({ELBO_SAMPLES}-sample estimate, digit {s['index']})</small>")
         if s.get("refined_elbo") is not None:
             gap = s["refined_elbo"] - s["elbo"]
@@ -540,7 +540,7 @@ def amortization_explorer(x_test, encoder, decoder, prior, *, refine_steps: int 
     # the static picture: the same view as one matplotlib figure
     fig = Figure(figsize=(9.6, 3.0), dpi=80)
     grid = fig.add_gridspec(1, 5, width_ratios=[1, 1, 1, 0.15, 3.2])
-    for i, (img, title) in enumerate([(x_test[state["index"]], "original"), (state["x"], "encoder input"), (state["recon"], "reconstruction")]):
+    for i, (img, title) in enumerate([(x_test[state["index"]], "original"), (state["x"], "network input"), (state["recon"], "reconstruction")]):
         a = fig.add_subplot(grid[0, i])
         a.imshow(np.asarray(img).reshape(IMAGE_SIDE, IMAGE_SIDE), cmap="gray_r", vmin=0, vmax=1)
         a.set_title(title, fontsize=9)
@@ -590,7 +590,7 @@ def latent_explorer(encoder, decoder, x_test, labels, *, max_points: int = 5000)
     ax.set_ylim(lo[1], hi[1])
     ax.set_xlabel("z1")
     ax.set_ylabel("z2")
-    ax.set_title("encoder means of test digits", fontsize=10)
+    ax.set_title("inference network means of test digits", fontsize=10)
     fig.tight_layout()
     plot = _MarkedPlot(fig, ax)
 

@@ -358,7 +358,7 @@ WIDGETS_NOTEBOOK = """
 import infernet_tutorial as it
 x = it.load_mnist("train", n=6000)
 xt = it.load_mnist("test", n=1000, binarize="sample")
-enc, dec, prior = it.MLPEncoder(2), it.BernoulliDecoder(2), it.standard_normal_prior(2)
+enc, dec, prior = it.MLPInferenceNetwork(2), it.BernoulliDecoder(2), it.standard_normal_prior(2)
 history = it.train(enc, dec, prior, x.images, epochs=10, progress=False)
 """
 
@@ -370,7 +370,7 @@ def test_memory_and_latent_explorers_in_jupyterlab(lab, page, request):
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(WIDGETS_NOTEBOOK.strip()),
-        nbformat.v4.new_code_cell("memory = it.memory_explorer(it.MLPEncoder(10).count_params(), latent_dim=10)"),
+        nbformat.v4.new_code_cell("memory = it.memory_explorer(it.MLPInferenceNetwork(10).count_params(), latent_dim=10)"),
         nbformat.v4.new_code_cell("latent = it.latent_explorer(enc, dec, xt.images, xt.labels)"),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}

@@ -52,7 +52,7 @@ def test_mirrored_matches_one_device_step_for_step():
 
         def train(strategy=None):
             with (strategy or tf.distribute.get_strategy()).scope():
-                enc = it.LinearEncoder(3, 8)
+                enc = it.LinearInferenceNetwork(3, 8)
             h = it.fit(objective_for(enc), enc.trainable_variables, x, epochs=5, batch_size=100,
                        learning_rate=1e-2, seed=3, progress=False, strategy=strategy)
             return h, [v.numpy() for v in enc.trainable_variables], enc
@@ -86,13 +86,13 @@ def test_mirrored_vae_on_mnist_matches_within_monte_carlo_noise(mnist_dir):
         x = it.load_mnist("train", n=2000, data_dir={str(mnist_dir)!r}).images
         x_test = it.load_mnist("test", n=500, binarize="sample", data_dir={str(mnist_dir)!r}).images
         keras.utils.set_random_seed(0)
-        enc0, dec0 = it.MLPEncoder(10), it.BernoulliDecoder(10)
+        enc0, dec0 = it.MLPInferenceNetwork(10), it.BernoulliDecoder(10)
         init = [v.numpy() for v in enc0.trainable_variables + dec0.trainable_variables]
         prior = it.standard_normal_prior(10)
 
         def train(strategy=None):
             with (strategy or tf.distribute.get_strategy()).scope():
-                enc, dec = it.MLPEncoder(10), it.BernoulliDecoder(10)
+                enc, dec = it.MLPInferenceNetwork(10), it.BernoulliDecoder(10)
                 for v, w in zip(enc.trainable_variables + dec.trainable_variables, init):
                     v.assign(w)
             h = it.train(enc, dec, prior, x, epochs=3, seed=5, progress=False, strategy=strategy)
@@ -115,7 +115,7 @@ def test_mirrored_vae_on_mnist_matches_within_monte_carlo_noise(mnist_dir):
 def test_batch_must_split_evenly_across_replicas(batch_size):
     out = run_script(
         f"""
-        enc = it.LinearEncoder(3, 8)
+        enc = it.LinearInferenceNetwork(3, 8)
         model = it.LinearGaussian.orthogonal(8, 3, 0.5)
         try:
             it.fit(lambda xb, idx, s: model.exact_elbo(xb, enc(xb)), enc.trainable_variables, model.sample(200),

@@ -19,18 +19,18 @@ def trained(digits):
     """A reference model trained briefly (amortized VI: encoder + decoder)."""
     keras.utils.set_random_seed(0)
     x, _ = digits
-    enc, dec, prior = it.MLPEncoder(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
+    enc, dec, prior = it.MLPInferenceNetwork(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
     history = it.train(enc, dec, prior, x, epochs=8, progress=False)
     return enc, dec, prior, history
 
 
 def test_reference_encoder_has_206100_parameters():
-    enc = it.MLPEncoder(latent_dim=10, hidden=256)
+    enc = it.MLPInferenceNetwork(latent_dim=10, hidden=256)
     assert enc.count_params() == 206_100 == sum(int(np.prod(v.shape)) for v in enc.trainable_variables)
     assert [tuple(v.shape) for v in enc.trainable_variables] == [(784, 256), (256,), (256, 10), (10,), (256, 10), (10,)]
 
 
-@pytest.mark.parametrize("make", [lambda: it.MLPEncoder(10), lambda: it.ConvEncoder(10), lambda: it.LocalFactors(50, 10)])
+@pytest.mark.parametrize("make", [lambda: it.MLPInferenceNetwork(10), lambda: it.ConvInferenceNetwork(10), lambda: it.LocalFactors(50, 10)])
 def test_every_family_has_the_same_signature(make):
     family = make()
     x = np.random.default_rng(0).random((7, 784)).astype(np.float32)
@@ -43,7 +43,7 @@ def test_every_family_has_the_same_signature(make):
 def test_local_factor_parameters_grow_linearly_but_encoders_do_not():
     sizes = [it.LocalFactors(n, 10).count_params() for n in (10, 100, 1000)]
     assert sizes == [200, 2000, 20000]
-    assert it.ConvEncoder(10).count_params() < it.MLPEncoder(10).count_params()
+    assert it.ConvInferenceNetwork(10).count_params() < it.MLPInferenceNetwork(10).count_params()
 
 
 def test_local_factors_look_up_their_rows():
@@ -119,7 +119,7 @@ def test_same_seed_same_numbers(digits):
     runs = []
     for _ in range(2):
         keras.utils.set_random_seed(5)
-        enc, dec, prior = it.MLPEncoder(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
+        enc, dec, prior = it.MLPInferenceNetwork(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
         runs.append(it.train(enc, dec, prior, x, epochs=2, seed=3, progress=False).elbo)
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-5)
 
@@ -145,7 +145,7 @@ def test_ctrl_c_right_after_a_compiled_call_counts_its_steps(digits, monkeypatch
         return real()
 
     monkeypatch.setattr(inference.time, "perf_counter", perf_counter)
-    enc, dec, prior = it.MLPEncoder(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
+    enc, dec, prior = it.MLPInferenceNetwork(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
     h = it.train(enc, dec, prior, x, epochs=5, progress=False)
     monkeypatch.setattr(inference.time, "perf_counter", real)
     assert h.interrupted

@@ -20,7 +20,7 @@ def digits(mnist_dir):
 
 @pytest.fixture()
 def model():
-    return it.MLPEncoder(D, hidden=8), it.BernoulliDecoder(D, hidden=8), it.standard_normal_prior(D)
+    return it.MLPInferenceNetwork(D, hidden=8), it.BernoulliDecoder(D, hidden=8), it.standard_normal_prior(D)
 
 
 def weights(*parts):
@@ -34,7 +34,7 @@ def unchanged(before, *parts):
 # ---------------------------------------------------------------- families: shape and dtype
 
 
-@pytest.mark.parametrize("make", [lambda: it.MLPEncoder(D, hidden=8), lambda: it.ConvEncoder(D, filters=(2, 2))], ids=["mlp", "conv"])
+@pytest.mark.parametrize("make", [lambda: it.MLPInferenceNetwork(D, hidden=8), lambda: it.ConvInferenceNetwork(D, filters=(2, 2))], ids=["mlp", "conv"])
 def test_encoders_reject_unflattened_images(make, digits):
     _, x = digits
     with pytest.raises(ValueError, match=r"expects x of shape \[batch, 784\], got \[40, 28, 28\] \(flatten 28x28 images with x.reshape\(-1, 784\)\)"):
@@ -43,20 +43,20 @@ def test_encoders_reject_unflattened_images(make, digits):
 
 @pytest.mark.parametrize("shape", [(3, 785), (3, 783), (784,), (2, 3, 784)])
 def test_mlp_encoder_rejects_wrong_width_or_rank(shape):
-    with pytest.raises(ValueError, match=rf"MLPEncoder expects x of shape \[batch, 784\], got \[{', '.join(map(str, shape))}\]"):
-        it.MLPEncoder(D, hidden=8)(np.zeros(shape, np.float32))
+    with pytest.raises(ValueError, match=rf"MLPInferenceNetwork expects x of shape \[batch, 784\], got \[{', '.join(map(str, shape))}\]"):
+        it.MLPInferenceNetwork(D, hidden=8)(np.zeros(shape, np.float32))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.int64, bool])
 def test_encoders_reject_non_float_pixels(dtype):
     x = np.ones((3, 784), dtype)
     with pytest.raises(ValueError, match=r"expects float32 inputs, got dtype .*convert with x.astype\('float32'\)"):
-        it.MLPEncoder(D, hidden=8)(x)
+        it.MLPInferenceNetwork(D, hidden=8)(x)
 
 
 def test_linear_encoder_rejects_wrong_width():
-    with pytest.raises(ValueError, match=r"LinearEncoder expects x of shape \[batch, 8\], got \[3, 9\]"):
-        it.LinearEncoder(3, 8)(np.zeros((3, 9), np.float32))
+    with pytest.raises(ValueError, match=r"LinearInferenceNetwork expects x of shape \[batch, 8\], got \[3, 9\]"):
+        it.LinearInferenceNetwork(3, 8)(np.zeros((3, 9), np.float32))
 
 
 def test_local_factors_batch_size_mismatch(digits):
@@ -246,7 +246,7 @@ def test_bad_batch_size(digits, model, batch_size, message):
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])
 @pytest.mark.parametrize(
     "make",
-    [it.standard_normal_prior, it.BernoulliDecoder, it.MLPEncoder, it.ConvEncoder, lambda d: it.LocalFactors(5, d), lambda d: it.LinearEncoder(d, 4)],
+    [it.standard_normal_prior, it.BernoulliDecoder, it.MLPInferenceNetwork, it.ConvInferenceNetwork, lambda d: it.LocalFactors(5, d), lambda d: it.LinearInferenceNetwork(d, 4)],
     ids=["prior", "decoder", "mlp", "conv", "local", "linear"],
 )
 def test_latent_dim_must_be_positive(make, bad):
@@ -277,7 +277,7 @@ def test_local_factors_num_points():
 
 def test_graph_mode_keeps_static_checks():
     """Inside tf.function the shape checks still fire at trace time (values are checked eagerly before)."""
-    enc = it.MLPEncoder(D, hidden=8)
+    enc = it.MLPInferenceNetwork(D, hidden=8)
 
     @tf.function
     def f(x):

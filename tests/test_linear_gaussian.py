@@ -95,7 +95,7 @@ def test_local_vi_reaches_the_evidence(model, x):
 
 
 def test_linear_encoder_reaches_the_evidence(model, x):
-    enc = it.LinearEncoder(d, D)
+    enc = it.LinearInferenceNetwork(d, D)
     it.fit(exact_objective(model, enc), enc.trainable_variables, x, steps=3000, batch_size=N,
            learning_rate=0.03, progress=False)
     gap = model.log_evidence(x).numpy() - model.exact_elbo(x, enc(x)).numpy()
@@ -107,7 +107,7 @@ def test_linear_encoder_reaches_the_evidence(model, x):
 
 def test_restricted_encoder_stays_below_by_the_predicted_gap(model, x):
     """Scale pinned to 1: the best it can do misses by KL(N(m, I) || N(m, S)), never less."""
-    enc = it.LinearEncoder(d, D, fixed_scale=1.0)
+    enc = it.LinearInferenceNetwork(d, D, fixed_scale=1.0)
     it.fit(exact_objective(model, enc), enc.trainable_variables, x, steps=3000, batch_size=N,
            learning_rate=0.03, progress=False)
     s2 = np.diag(model.posterior_cov().numpy())

@@ -91,7 +91,7 @@ def test_maximum_likelihood_and_encoder_on_data_from_a_known_mixture():
     assert learned > true_ll - 0.5  # maximum likelihood reaches (or beats, on its own data) the truth
     assert it.cluster_purity(np.argmax(model.log_joint(x).numpy(), 1), c) > 0.95
 
-    encoder = it.CategoricalEncoder(4, hidden=16, input_dim=30)
+    encoder = it.CategoricalInferenceNetwork(4, hidden=16, input_dim=30)
     assert encoder.count_params() == 30 * 16 + 16 + 16 * 4 + 4
     frozen = [v.numpy().copy() for v in model.trainable_variables]
     it.fit_mixture(encoder, model, x, train_model=False, epochs=20, batch_size=100, learning_rate=1e-2, progress=False)

@@ -11,7 +11,7 @@ import infernet_tutorial as it
 def setup(mnist_dir):
     keras.utils.set_random_seed(0)
     x, _ = it.load_mnist("test", n=64, binarize="sample", data_dir=mnist_dir)
-    return x, it.MLPEncoder(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
+    return x, it.MLPInferenceNetwork(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
 
 
 def test_elbo_shapes_and_sign(setup):

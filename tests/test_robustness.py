@@ -27,7 +27,7 @@ def grey(mnist_dir):
 
 def fresh_model(seed=0):
     keras.utils.set_random_seed(seed)
-    return it.MLPEncoder(D, hidden=16), it.BernoulliDecoder(D, hidden=16), it.standard_normal_prior(D)
+    return it.MLPInferenceNetwork(D, hidden=16), it.BernoulliDecoder(D, hidden=16), it.standard_normal_prior(D)
 
 
 def values(*parts):
@@ -85,7 +85,7 @@ def test_divergence_never_overwrites_a_good_checkpoint(tmp_path):
     """SGD on the linear-Gaussian model with a learning rate of 1 diverges exponentially."""
     model = it.LinearGaussian.orthogonal(8, 3, 0.5)
     x = model.sample(100)
-    enc = it.LinearEncoder(3, 8)
+    enc = it.LinearInferenceNetwork(3, 8)
     objective = it.elbo_objective(enc, model, model.prior)
     with pytest.warns(it.DivergenceWarning):
         h = it.fit(objective, enc.trainable_variables, x, steps=60, batch_size=100, steps_per_call=3,
@@ -106,7 +106,7 @@ def test_resume_uses_the_learning_rate_given_now(tmp_path):
     checkpoint must not bring the old learning rate back (it is a variable of the optimizer)."""
     model = it.LinearGaussian.orthogonal(8, 3, 0.5)
     x = model.sample(100)
-    enc = it.LinearEncoder(3, 8)
+    enc = it.LinearInferenceNetwork(3, 8)
     objective = it.elbo_objective(enc, model, model.prior)
     it.fit(objective, enc.trainable_variables, x, steps=6, batch_size=100, steps_per_call=3,
            optimizer=keras.optimizers.SGD(1e-3), checkpoint_dir=str(tmp_path), progress=False)

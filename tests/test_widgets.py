@@ -16,7 +16,7 @@ from PIL import Image
 
 from infernet_tutorial import (
     BernoulliDecoder,
-    MLPEncoder,
+    MLPInferenceNetwork,
     elbo,
     load_mnist,
     standard_normal_prior,
@@ -42,7 +42,7 @@ def digits(mnist_dir):
 @pytest.fixture(scope="module")
 def model():
     tf.keras.utils.set_random_seed(0)
-    return MLPEncoder(10, hidden=32), BernoulliDecoder(10, hidden=32), standard_normal_prior(10)
+    return MLPInferenceNetwork(10, hidden=32), BernoulliDecoder(10, hidden=32), standard_normal_prior(10)
 
 
 def png_pixels(png: bytes) -> np.ndarray:
@@ -86,7 +86,7 @@ def test_memory_explorer_slider_changes_plot_and_text(shown):
     check_bundle(shown, explorer)
     slider, image, text = explorer.controls["n"], explorer.views["image"], explorer.views["text"]
     slider.value = 1_000_000
-    assert "local factors 80.0 MB" in text.value and "encoder 824.4 kB" in text.value
+    assert "local factors 80.0 MB" in text.value and "inference network 824.4 kB" in text.value
     assert "97.0× more" in text.value and "N* = 10,305" in text.value
     before = png_pixels(image.value)
     slider.value = 1_000
@@ -206,7 +206,7 @@ def test_amortization_explorer_rejects_grey_levels(shown, mnist_dir, model):
 
 def test_latent_explorer_decodes_the_chosen_point(shown, digits):
     tf.keras.utils.set_random_seed(1)
-    encoder, decoder = MLPEncoder(2, hidden=32), BernoulliDecoder(2, hidden=32)
+    encoder, decoder = MLPInferenceNetwork(2, hidden=32), BernoulliDecoder(2, hidden=32)
     explorer = widgets.latent_explorer(encoder, decoder, digits.images, digits.labels)
     check_bundle(shown, explorer)
     z1, z2 = explorer.controls["z1"], explorer.controls["z2"]
@@ -236,7 +236,7 @@ def test_latent_explorer_needs_two_dimensions(shown, digits, model):
 EXPLORER_NOTEBOOKS = {
     "01_local_vi.ipynb": "memory_explorer(",
     "02_inference_networks.ipynb": "amortization_explorer(",
-    "03_conv_encoder.ipynb": "latent_explorer(",
+    "03_conv_inference_network.ipynb": "latent_explorer(",
 }
 
 

@@ -1,0 +1,54 @@
+"""Import TensorFlow without its C++ start-up lines.
+
+TensorFlow 2.21 writes a few lines straight to file descriptor 2 when it loads and when it first
+looks for a GPU (absl's "All log messages before absl::InitializeLog()", "oneDNN custom operations
+are on", "Could not find cuda drivers", "failed call to cuInit"); ``TF_CPP_MIN_LOG_LEVEL`` does not
+stop them. In a notebook they appear as red boxes above the first output. Every library module
+that needs TensorFlow imports this module first: it loads TensorFlow and asks for the devices with
+descriptor 2 sent to a temporary file, then writes back every captured line that is not one of
+those known start-up notices, so a real error still shows.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+
+STARTUP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
+    r"Could not find cuda drivers|failed call to cuInit|Unable to register cu(DNN|FFT|BLAS) factory|"
+    r"computation_placer\.cc|TF-TRT Warning|This TensorFlow binary is optimized|"
+    r"rebuild TensorFlow with the appropriate compiler flags|cuda_executor|gpu_device\.cc"
+)
+
+
+def filtered(text: str) -> str:
+    """``text`` without the lines that are known TensorFlow start-up notices."""
+    return "".join(line for line in text.splitlines(keepends=True) if not STARTUP_NOISE.search(line))
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (and Keras) and list the devices once, with start-up notices dropped."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401  (loads TensorFlow as its backend)
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the GPU probe writes its own lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            rest = filtered(captured.read().decode("utf-8", "replace"))
+    if rest:
+        sys.stderr.write(rest)
+        sys.stderr.flush()
+
+
+import_tensorflow_quietly()
