@@ -80,6 +80,7 @@ def _validate_data(data, batch_size: int, binarize: bool) -> tf.Tensor:
     data = tf.convert_to_tensor(data, tf.float32)
     if data.shape.rank != 2:
         raise ValueError(f"data must have shape [N, D], got {data.shape.as_list()}")
+    check_finite(data)
     n = int(data.shape[0])
     if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -90,6 +91,26 @@ def _validate_data(data, batch_size: int, binarize: bool) -> tf.Tensor:
         if lo < 0 or hi > 1:
             raise ValueError(f"binarize=True needs pixel intensities in [0, 1], got values in [{lo:g}, {hi:g}]")
     return data
+
+
+def check_finite(data, who: str = "the training data") -> None:
+    """Raise ValueError if ``data: [N, D]`` holds NaN or infinite values: how many, which rows, first positions.
+
+    Checked before training: dynamic binarization would turn a NaN pixel into 0 and train silently.
+    """
+    arr = np.asarray(data)
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return
+    nan, inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
+    rows = np.flatnonzero(bad.reshape(len(arr), -1).any(axis=1))
+    shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+    first = ", ".join(str(tuple(int(i) for i in p)) for p in np.argwhere(bad)[:5])
+    raise ValueError(
+        f"{who} holds {nan + inf:,} non-finite values ({nan:,} NaN, {inf:,} infinite) in {len(rows):,} of "
+        f"{len(arr):,} rows: rows {shown}; first positions (row, column): {first}. Drop those rows "
+        "(x = x[np.isfinite(x).all(axis=1)]) or replace the values (np.nan_to_num) before training."
+    )
 
 
 def _batches(n: int, batch_size: int, steps_per_epoch: int, seed: int, step0: int, num: int) -> tf.Tensor:
@@ -341,6 +362,7 @@ def train(
     x: ``[N, 784] float32``; grey levels with ``binarize=True`` (dynamic binarization), else {0, 1}.
     """
     check_batch(x, NUM_PIXELS, "train")
+    check_finite(x)
     if not binarize:
         check_binary(x)
     if hasattr(family, "check_indices"):  # LocalFactors: one row per data point, checked before compiling
@@ -383,6 +405,7 @@ def infer_local(
         raise ValueError(f"infer_local expects x_new of shape [points, D], got {list(x_new.shape)}")
     if isinstance(decoder, BernoulliDecoder):
         check_batch(x_new, NUM_PIXELS, "infer_local")
+        check_finite(x_new, "x_new")
         check_binary(x_new)
     d = int(prior.event_shape[0])
     if init is None:

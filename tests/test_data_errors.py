@@ -194,3 +194,59 @@ def test_a_fixed_folder_loads_after_an_error(small_mnist):
         it.load_mnist("train", data_dir=small_mnist)
     (small_mnist / TRAIN_LABELS).write_bytes(good)
     assert it.load_mnist("train", data_dir=small_mnist).images.shape == (20, 784)
+
+
+# ---------------------------------------------------------------- NaN / inf in the training data
+
+
+@pytest.fixture()
+def grey_with_faults(mnist_dir):
+    """40 real grey-level digits with NaN at (3, 100), (7, 5) and +inf at (7, 600), -inf at (12, 0)."""
+    x = it.load_mnist("train", n=40, binarize=None, data_dir=mnist_dir).images.copy()
+    x[3, 100] = x[7, 5] = np.nan
+    x[7, 600], x[12, 0] = np.inf, -np.inf
+    return x
+
+
+EXPECTED_NON_FINITE = (
+    "the training data holds 4 non-finite values (2 NaN, 2 infinite) in 3 of 40 rows: rows 3, 7, 12; "
+    "first positions (row, column): (3, 100), (7, 5), (7, 600), (12, 0). Drop those rows"
+)
+
+
+def test_train_refuses_nan_and_inf_before_training(grey_with_faults):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    enc, dec, prior = it.MLPInferenceNetwork(2, hidden=8), it.BernoulliDecoder(2, hidden=8), it.standard_normal_prior(2)
+    before = [v.numpy().copy() for v in enc.trainable_variables + dec.trainable_variables]
+    for binarize in (True, False):
+        with pytest.raises(ValueError) as info:
+            it.train(enc, dec, prior, grey_with_faults, epochs=1, batch_size=20, binarize=binarize, progress=False)
+        assert str(info.value).startswith(EXPECTED_NON_FINITE), str(info.value)
+    after = [v.numpy() for v in enc.trainable_variables + dec.trainable_variables]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))  # nothing was trained
+
+
+def test_fit_refuses_nan_with_dynamic_binarization(grey_with_faults):
+    """fit itself checks: binarization would turn a NaN pixel into 0 and train on without a word."""
+    import tensorflow as tf
+
+    w = tf.Variable(tf.zeros(784))
+    with pytest.raises(ValueError) as info:
+        it.fit(lambda x, idx, s: -tf.reduce_sum(tf.square(x - w), -1), [w], grey_with_faults, steps=2,
+               batch_size=20, binarize=True, progress=False)
+    assert str(info.value).startswith(EXPECTED_NON_FINITE)
+    assert not np.any(w.numpy())
+
+
+def test_non_finite_message_lists_first_rows_only():
+    import tensorflow as tf
+
+    x = np.zeros((30, 4), np.float32)
+    x[::2, 1] = np.nan  # 15 rows
+    w = tf.Variable(tf.zeros(4))
+    with pytest.raises(ValueError, match=r"holds 15 non-finite values \(15 NaN, 0 infinite\) in 15 of 30 rows: "
+                       r"rows 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, \.\.\.; first positions \(row, column\): "
+                       r"\(0, 1\), \(2, 1\), \(4, 1\), \(6, 1\), \(8, 1\)\."):
+        it.fit(lambda xb, idx, s: -tf.reduce_sum(tf.square(xb - w), -1), [w], x, steps=1, batch_size=10, progress=False)
