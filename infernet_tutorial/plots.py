@@ -150,3 +150,30 @@ def bars(names: Sequence[str], values, ax=None, ylabel: str = "", title: str | N
     if title:
         ax.set_title(title)
     return ax
+
+
+def posterior_2d(z1, z2, density, gaussians: dict | None = None, ax=None, title: str | None = None):
+    """Contours of a 2-D posterior ``density: [len(z2), len(z1)]`` with Gaussian q's drawn over it.
+
+    ``gaussians``: {label: (loc [2], scale [2])}, each drawn as its 1- and 2-standard-deviation
+    ellipses (axis-aligned: a diagonal Gaussian) and a cross at its mean.
+    """
+    from matplotlib.patches import Ellipse
+
+    density = np.asarray(density, float)
+    if density.shape != (len(z2), len(z1)):
+        raise ValueError(f"density must have shape [len(z2), len(z1)] = {[len(z2), len(z1)]}, got {list(density.shape)}")
+    ax = _axes(ax, figsize=(4.5, 4))
+    ax.contourf(z1, z2, density, levels=12, cmap="Greys")
+    ax.plot([], [], color="0.4", lw=6, label="exact p(z | x)")
+    for i, (label, (loc, scale)) in enumerate((gaussians or {}).items()):
+        color = f"C{i}"
+        for k, ls in ((1, "-"), (2, "--")):
+            ax.add_patch(Ellipse(tuple(loc), 2 * k * scale[0], 2 * k * scale[1], fill=False, color=color, ls=ls, lw=1.5))
+        ax.plot(*loc, "x", color=color, ms=8, label=f"{label} (1 and 2 std)")
+    ax.set_xlabel("z₁")
+    ax.set_ylabel("z₂")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper right")
+    return ax

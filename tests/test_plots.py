@@ -90,3 +90,13 @@ def test_parity_and_bars():
     assert [t.get_text() for t in ax.texts] == ["-110.50", "-104.25"]
     with pytest.raises(ValueError, match="2 names but 1 values"):
         plots.bars(["a", "b"], [1.0])
+
+
+def test_posterior_2d_draws_contours_and_two_ellipses_per_gaussian():
+    z1, z2 = np.linspace(-2, 2, 30), np.linspace(-1, 1, 20)
+    density = np.exp(-0.5 * (z1[None, :] ** 2 + z2[:, None] ** 2))
+    ax = plots.posterior_2d(z1, z2, density, {"a": ([0, 0], [1, 0.5]), "b": ([1, 0], [0.2, 0.2])})
+    assert len(ax.patches) == 4 and ax.get_xlabel() == "z₁" and ax.get_ylabel() == "z₂"
+    assert [t.get_text() for t in ax.get_legend().get_texts()][1:] == ["a (1 and 2 std)", "b (1 and 2 std)"]
+    with pytest.raises(ValueError, match="shape"):
+        plots.posterior_2d(z1, z2, density.T)
