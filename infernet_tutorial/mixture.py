@@ -125,9 +125,18 @@ class LocalCategorical:
         self.logits = tf.Variable(init, name=f"{name}/logits")
 
     @classmethod
-    def from_distribution(cls, q: tfd.Categorical) -> "LocalCategorical":
-        """Fresh local factors that start at q (semi-amortized start); probabilities are floored at 1e-6 so every cluster can still be reached."""
-        logits = tf.math.log(tf.maximum(q.probs_parameter(), 1e-6)).numpy()
+    def from_distribution(cls, q: tfd.Categorical, temperature: float = 1.0) -> "LocalCategorical":
+        """Fresh local factors that start at q, softened: logits = log max(q, 1e-6) / temperature.
+
+        ``temperature=1`` copies q (probabilities floored at 1e-6 so every cluster stays reachable);
+        ``temperature > 1`` keeps q's ranking but moves it towards uniform (a tempered start). A
+        confident wrong q is a bad start for gradient steps on the logits: the gradient of the
+        ELBO with respect to a cluster's logit is proportional to that cluster's probability, so a
+        cluster that q nearly excludes is hardly pushed up; tempering restores those gradients.
+        """
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating)) or not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be a positive number (1 copies q, larger is softer), got {temperature!r}")
+        logits = tf.math.log(tf.maximum(q.probs_parameter(), 1e-6)).numpy() / float(temperature)
         return cls(logits.shape[0], logits.shape[1], logits=logits)
 
     def __call__(self, x, idx) -> tfd.Categorical:

@@ -177,3 +177,54 @@ def posterior_2d(z1, z2, density, gaussians: dict | None = None, ax=None, title:
         ax.set_title(title)
     ax.legend(fontsize=7, loc="upper right")
     return ax
+
+
+def dots(names: Sequence[str], values, errors=None, ax=None, xlabel: str = "", title: str | None = None, fmt: str = "{:,.2f}"):
+    """A dot plot: one labelled row per name, the value as a dot (± ``errors`` as a bar), annotated.
+
+    For values where a bar's length means nothing (e.g. negative log-likelihoods): only positions
+    are compared, on one shared x axis. ``errors``: half-widths (e.g. two standard errors) or None.
+    """
+    values = np.asarray(values, float)
+    if len(names) != len(values) or values.ndim != 1:
+        raise ValueError(f"dots got {len(names)} names but {values.size} values")
+    if errors is not None and np.shape(errors) != values.shape:
+        raise ValueError(f"errors must have the shape of values {list(values.shape)}, got {list(np.shape(errors))}")
+    ax = _axes(ax, figsize=(5, 0.45 * len(values) + 1.2))
+    rows = np.arange(len(values))[::-1]  # first name on top
+    for i, (row, v) in enumerate(zip(rows, values)):
+        err = None if errors is None else float(np.asarray(errors, float)[i])
+        ax.errorbar(v, row, xerr=err, fmt="o", color=f"C{i}", capsize=3)
+        ax.annotate(fmt.format(v), (v, row), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=8)
+    ax.set_yticks(rows, list(names))
+    ax.set_ylim(-0.7, len(values) - 0.3)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def refinement_curves(curves: dict, ax=None, ylabel: str = "mean gap log p(x) − ELBO (nats)", title: str | None = None, logy: bool = True):
+    """Test-time refinement from several starts: ``curves = {label: values [K_max + 1]}``, value after K steps.
+
+    The x axis is K on a symlog scale (linear from 0 to 1, logarithmic beyond), so K = 0 (the start
+    itself) and the first few steps are visible next to the hundreds that follow.
+    """
+    if not curves:
+        raise ValueError("refinement_curves got no curves")
+    ax = _axes(ax, figsize=(6, 4))
+    for label, values in curves.items():
+        values = np.asarray(values, float)
+        if values.ndim != 1 or len(values) == 0:
+            raise ValueError(f"curve {label!r} must be a non-empty 1-D array (value after K = 0, 1, 2, ... steps), got shape {list(values.shape)}")
+        ax.plot(np.arange(len(values)), values, label=label)
+    ax.set_xscale("symlog", linthresh=1)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("refinement steps K (symlog scale; K = 0 is the start)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax

@@ -155,3 +155,42 @@ def test_gradient_is_finite_when_posterior_probabilities_underflow_to_zero():
     np.testing.assert_allclose(value.numpy(), np.mean(model.log_evidence(x).numpy()), rtol=1e-5)
     history = it.fit_mixture(model.posterior, model, x, steps=20, batch_size=100, learning_rate=0.05, progress=False)
     assert history.diverged_at is None and history.steps == 20
+
+
+def test_tempered_start_softens_q_and_keeps_its_ranking():
+    import tensorflow_probability as tfp
+
+    probs = np.array([[0.7, 0.2, 0.1], [1.0, 0.0, 0.0]], np.float32)
+    q = tfp.distributions.Categorical(probs=probs)
+    for t in (1.0, 2.0, 10.0):
+        local = it.LocalCategorical.from_distribution(q, temperature=t)
+        expected = np.maximum(probs, 1e-6) ** (1 / t)  # softmax(log p / t) is proportional to p^(1/t)
+        expected /= expected.sum(1, keepdims=True)
+        np.testing.assert_allclose(local(None, np.array([0, 1])).probs_parameter().numpy(), expected, rtol=1e-5, atol=1e-7)
+    softened = it.LocalCategorical.from_distribution(q, temperature=10.0).logits.numpy()
+    np.testing.assert_allclose(softened[1], [0.0, np.log(1e-6) / 10, np.log(1e-6) / 10], rtol=1e-5)
+    for bad in (0, -1.0, float("nan"), True, "2"):
+        with pytest.raises(ValueError, match="temperature must be a positive number"):
+            it.LocalCategorical.from_distribution(q, temperature=bad)
+
+
+def test_tempered_start_recovers_from_a_confident_wrong_q():
+    """q puts 1 - 1e-6 on the wrong one of two clusters whose likelihoods differ by 20 nats.
+
+    The ELBO's gradient for the right cluster's logit is proportional to its probability, so from
+    the copied start Adam hardly moves it; the tempered start reaches the exact posterior."""
+    import tensorflow_probability as tfp
+
+    model = it.BernoulliMixture(2, data_dim=20, seed=0)
+    model.pixel_logits.assign(np.stack([np.full(20, 2.0), np.full(20, -2.0)]).astype(np.float32))
+    x = np.tile(np.r_[np.ones(15), np.zeros(5)].astype(np.float32), (1000, 1))  # 15 of 20 ink: cluster 0
+    log_joint = model.log_joint(x).numpy()
+    assert np.all(log_joint[:, 0] - log_joint[:, 1] == pytest.approx(20.0, abs=1e-4))  # 15 * 4 - 20 * (softplus(2) - softplus(-2)): one-hot
+    wrong = tfp.distributions.Categorical(probs=np.tile([[1e-6, 1 - 1e-6]], (1000, 1)).astype(np.float32))
+    gaps = {}
+    for t in (1.0, 10.0):
+        local = it.LocalCategorical.from_distribution(wrong, temperature=t)
+        it.fit_mixture(local, model, x, train_model=False, steps=40, batch_size=1000, learning_rate=0.5, progress=False)
+        elbo = it.mixture_elbo(x, local(x, np.arange(1000)), model).numpy()
+        gaps[t] = float(np.mean(model.log_evidence(x).numpy() - elbo))
+    assert gaps[10.0] < 0.01 < 5.0 < gaps[1.0], gaps

@@ -100,3 +100,32 @@ def test_posterior_2d_draws_contours_and_two_ellipses_per_gaussian():
     assert [t.get_text() for t in ax.get_legend().get_texts()][1:] == ["a (1 and 2 std)", "b (1 and 2 std)"]
     with pytest.raises(ValueError, match="shape"):
         plots.posterior_2d(z1, z2, density.T)
+
+
+def test_dots_places_values_on_one_axis_with_errors():
+    ax = plots.dots(["MLP", "conv"], [-106.0, -107.25], errors=[0.5, 0.25], xlabel="IWAE bound (nats)", fmt="{:.2f}")
+    lines = [line for line in ax.get_lines() if line.get_marker() == "o"]  # the dots, not the error-bar caps
+    assert [(float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in lines] == [(-106.0, 1.0), (-107.25, 0.0)]
+    ticks = {float(y): t.get_text() for y, t in zip(ax.get_yticks(), ax.get_yticklabels())}
+    assert ticks == {1.0: "MLP", 0.0: "conv"}  # first name on top, each at its dot
+    assert [t.get_text() for t in ax.texts] == ["-106.00", "-107.25"]
+    caps = [seg for c in ax.collections for seg in c.get_segments()]
+    assert sorted(float(np.ptp(seg[:, 0])) for seg in caps) == [0.5, 1.0]  # error bars of width 2 * error
+    assert ax.get_xlabel() == "IWAE bound (nats)" and not ax.patches  # no bars
+    with pytest.raises(ValueError, match="2 names but 1 values"):
+        plots.dots(["a", "b"], [1.0])
+    with pytest.raises(ValueError, match="errors must have the shape"):
+        plots.dots(["a"], [1.0], errors=[1.0, 2.0])
+
+
+def test_refinement_curves_start_at_k_zero_on_a_symlog_axis():
+    ax = plots.refinement_curves({"network": [10.0, 5.0, 1.0], "uniform": [100.0, 1.0, 0.01]})
+    net, uniform = ax.get_lines()
+    np.testing.assert_array_equal(net.get_xdata(), [0, 1, 2])
+    np.testing.assert_array_equal(uniform.get_ydata(), [100.0, 1.0, 0.01])
+    assert ax.get_xscale() == "symlog" and ax.get_yscale() == "log"
+    assert "K" in ax.get_xlabel() and [t.get_text() for t in ax.get_legend().get_texts()] == ["network", "uniform"]
+    with pytest.raises(ValueError, match="no curves"):
+        plots.refinement_curves({})
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        plots.refinement_curves({"bad": []})
