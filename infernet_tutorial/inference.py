@@ -24,6 +24,7 @@ from . import startup  # noqa: F401  (TensorFlow without its start-up lines; fir
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import keras
@@ -149,6 +150,63 @@ def _all_finite(tensors) -> tf.Tensor:
     return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
 
 
+def _read_checkpoint(path: str) -> dict[str, tuple]:
+    """Shapes of every value saved at ``path``, after reading each one (a truncated file fails here)."""
+    reader = tf.train.load_checkpoint(path)
+    shapes = reader.get_variable_to_shape_map()
+    for key in shapes:
+        reader.get_tensor(key)
+    return {key: tuple(shape) for key, shape in shapes.items()}
+
+
+def _model_difference(saved: dict[str, tuple], variables: Sequence[tf.Variable]) -> str | None:
+    """How the checkpoint's ``variables/v<i>`` differ from ``variables`` (None when they match)."""
+    theirs = {k.split("/")[1]: v for k, v in saved.items() if k.startswith("variables/") and k.endswith("VARIABLE_VALUE")}
+    theirs = [theirs.get(f"v{i}") for i in range(len(theirs))]
+    ours = [tuple(v.shape) for v in variables]
+    if len(theirs) != len(ours):
+        return f"it holds {len(theirs)} variables, the variables given to fit are {len(ours)}"
+    for i, (a, b) in enumerate(zip(theirs, ours)):
+        if a != b:
+            return f"its variable {i} has shape {a}, the model's has shape {b}"
+    return None
+
+
+def usable_checkpoint(folder: str, paths: Sequence[str], variables: Sequence[tf.Variable]) -> str | None:
+    """The newest of ``paths`` (oldest first) that can be read and fits ``variables``; None if ``paths`` is empty.
+
+    A damaged newest checkpoint (disk full, a copy cut short) is skipped with a warning naming it;
+    a checkpoint of another model, or none readable, raises ValueError naming ``folder``.
+    """
+    damaged = []
+    for path in reversed(list(paths)):
+        try:
+            saved = _read_checkpoint(path)
+        except Exception as err:  # DataLossError, NotFoundError, IndexError("Read less bytes than requested"), ...
+            damaged.append(f"{path} ({type(err).__name__}: {(str(err).splitlines() or [''])[0]})")
+            continue
+        difference = _model_difference(saved, variables)
+        if difference:
+            raise ValueError(
+                f"checkpoint_dir {folder} holds a checkpoint of a different model ({Path(path).name}: {difference}). "
+                "Pass a new checkpoint_dir for this model, or delete that folder to start this model from scratch."
+            )
+        if damaged:
+            warnings.warn(
+                f"Resuming from the previous checkpoint {path}: the newer checkpoint {damaged[0]} cannot be read "
+                "(damaged or cut short, e.g. a full disk).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return path
+    if damaged:
+        raise ValueError(
+            f"checkpoint_dir {folder}: none of its checkpoints can be read, the files are damaged or cut short: "
+            f"{'; '.join(damaged)}. Delete that folder (or pass a new checkpoint_dir) to start from scratch."
+        )
+    return None
+
+
 def fit(
     objective: Objective,
     variables: Sequence[tf.Variable],
@@ -267,10 +325,12 @@ def fit(
     if checkpoint_dir is not None:
         ckpt = tf.train.Checkpoint(optimizer=optimizer, variables={f"v{i}": v for i, v in enumerate(variables)})
         manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=2)
-        if manager.latest_checkpoint:
+        resume_from = usable_checkpoint(checkpoint_dir, manager.checkpoints, variables)
+        if resume_from:
             schedule = isinstance(getattr(optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule)
             given_lr = None if schedule else float(optimizer.learning_rate)
-            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            # checked to match above; expect_partial: no warning per value another optimizer's checkpoint holds
+            ckpt.restore(resume_from).assert_existing_objects_matched().expect_partial()
             if given_lr is not None:  # the checkpoint holds the old run's rate; this run uses its own
                 optimizer.learning_rate = given_lr
             done = min(_global_step(optimizer), total)

@@ -2,6 +2,8 @@
 and the offline guarantee (no test and no local data load touches the network)."""
 from __future__ import annotations
 
+import gc
+import glob
 import os
 import signal
 import socket
@@ -173,6 +175,97 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(grey, tmp_path):
     np.testing.assert_allclose(second.elbo, whole.elbo[6:], rtol=1e-5)
     assert second.final_elbo == pytest.approx(np.mean(whole.elbo[6:]), rel=1e-5)
     assert_same(values(enc2, dec2), values(enc3, dec3))
+
+
+# ---------------------------------------------------------------- damaged or foreign checkpoints
+
+
+def test_checkpoint_of_another_model_names_the_folder(grey, tmp_path, caplog, capfd):
+    """A conv run, then an MLP run with the same folder: a clear ValueError, not TensorFlow's shape error."""
+    folder = str(tmp_path / "ckpt")
+    keras.utils.set_random_seed(0)
+    conv, dec = it.ConvInferenceNetwork(D), it.BernoulliDecoder(D, hidden=16)
+    prior = it.standard_normal_prior(D)
+    it.train(conv, dec, prior, grey, epochs=1, batch_size=20, progress=False, checkpoint_dir=folder)
+    enc, dec2, _ = fresh_model()
+    before = values(enc, dec2)
+    with pytest.raises(ValueError) as info:
+        it.train(enc, dec2, prior, grey, epochs=2, batch_size=20, progress=False, checkpoint_dir=folder)
+    assert str(info.value) == (
+        f"checkpoint_dir {folder} holds a checkpoint of a different model (ckpt-3: it holds 12 variables, the "
+        "variables given to fit are 10). Pass a new checkpoint_dir for this model, or delete that folder to start "
+        "this model from scratch."
+    )
+    assert_same(values(enc, dec2), before)  # nothing was restored or trained
+    # same number of variables, other shapes (latent dimension 3 instead of 2)
+    keras.utils.set_random_seed(0)
+    enc3, dec3 = it.MLPInferenceNetwork(3, hidden=16), it.BernoulliDecoder(3, hidden=16)
+    it.train(enc, dec2, prior, grey, epochs=1, batch_size=20, progress=False, checkpoint_dir=str(tmp_path / "mlp"))
+    with pytest.raises(ValueError, match=r"holds a checkpoint of a different model \(ckpt-3: its variable 2 has "
+                       r"shape \(16, 2\), the model's has shape \(16, 3\)\)"):
+        it.train(enc3, dec3, it.standard_normal_prior(3), grey, epochs=2, batch_size=20, progress=False,
+                 checkpoint_dir=str(tmp_path / "mlp"))
+    gc.collect()
+    assert "Received incompatible tensor" not in caplog.text + capfd.readouterr().err
+
+
+def _cut_short(checkpoint_prefix: str) -> None:
+    """Truncate a checkpoint's data file to half its size (a full disk, a copy cut short)."""
+    (data,) = glob.glob(checkpoint_prefix + ".data-*")
+    raw = open(data, "rb").read()
+    open(data, "wb").write(raw[: len(raw) // 2])
+
+
+def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(grey, tmp_path):
+    folder = str(tmp_path / "ckpt")
+    enc, dec, prior = fresh_model(0)
+    init = values(enc, dec)
+    it.train(enc, dec, prior, grey, epochs=2, batch_size=20, seed=3, progress=False, checkpoint_dir=folder)
+    _cut_short(f"{folder}/ckpt-6")
+    enc2, dec2, prior2 = fresh_model(1)
+    with pytest.warns(RuntimeWarning) as record:
+        resumed = it.train(enc2, dec2, prior2, grey, epochs=4, batch_size=20, seed=3, progress=False, checkpoint_dir=folder)
+    (message,) = [str(w.message) for w in record]
+    assert message == (
+        f"Resuming from the previous checkpoint {folder}/ckpt-3: the newer checkpoint {folder}/ckpt-6 "
+        "(IndexError: Read less bytes than requested) cannot be read (damaged or cut short, e.g. a full disk)."
+    )
+    assert resumed.steps == 12 and len(resumed.elbo) == 9  # steps 3..11, from the good checkpoint
+    enc3, dec3, prior3 = fresh_model(2)
+    assign((enc3, dec3), init)
+    whole = it.train(enc3, dec3, prior3, grey, epochs=4, batch_size=20, seed=3, progress=False)
+    np.testing.assert_allclose(resumed.elbo, whole.elbo[3:], rtol=1e-5)
+    assert_same(values(enc2, dec2), values(enc3, dec3))
+    assert tf.train.latest_checkpoint(folder).endswith("ckpt-12")  # the damaged one was overwritten on the way
+
+
+def test_no_readable_checkpoint_is_a_clear_error(grey, tmp_path):
+    folder = str(tmp_path / "ckpt")
+    enc, dec, prior = fresh_model(0)
+    it.train(enc, dec, prior, grey, epochs=2, batch_size=20, progress=False, checkpoint_dir=folder)
+    _cut_short(f"{folder}/ckpt-6")
+    os.remove(f"{folder}/ckpt-3.index")
+    with pytest.raises(ValueError) as info:
+        it.train(enc, dec, prior, grey, epochs=4, batch_size=20, progress=False, checkpoint_dir=folder)
+    message = str(info.value)
+    assert message.startswith(f"checkpoint_dir {folder}: none of its checkpoints can be read, the files are damaged "
+                              f"or cut short: {folder}/ckpt-6 (IndexError: Read less bytes than requested); {folder}/ckpt-3 (")
+    assert message.endswith("Delete that folder (or pass a new checkpoint_dir) to start from scratch.")
+
+
+def test_restore_prints_no_tensorflow_warnings(grey, tmp_path, caplog, capfd):
+    """Resuming an Adam run with SGD leaves Adam's moments unused: TensorFlow would log one warning per value."""
+    folder = str(tmp_path / "ckpt")
+    enc, dec, prior = fresh_model(0)
+    it.train(enc, dec, prior, grey, epochs=1, batch_size=20, progress=False, checkpoint_dir=folder)
+    capfd.readouterr()
+    with caplog.at_level("WARNING"):
+        h = it.train(enc, dec, prior, grey, epochs=2, batch_size=20, progress=False, checkpoint_dir=folder,
+                     optimizer=keras.optimizers.SGD(1e-3))
+        gc.collect()  # TensorFlow logs unrestored values when the checkpoint object is deleted
+    assert h.steps == 6 and len(h.elbo) == 3  # it did resume
+    logged = caplog.text + capfd.readouterr().err
+    assert "could not be found" not in logged and "unrestored values" not in logged, logged[:2000]
 
 
 # ---------------------------------------------------------------- determinism
