@@ -17,11 +17,13 @@ _EXPORTS = {
     "data": ["Digits", "MNISTDataError", "binarize_once", "load_mnist", "mnist_source"],
     "device": ["device_summary"],
     "families": ["ConvInferenceNetwork", "LinearInferenceNetwork", "LocalFactors", "MLPInferenceNetwork"],
+    "importance": ["ImportanceSample", "effective_sample_size", "gaussian_ess_fraction", "importance_sample"],
     "inference": ["DivergenceWarning", "History", "elbo_objective", "evaluate", "fit", "infer_local", "train"],
     "mixture": ["BernoulliMixture", "CategoricalInferenceNetwork", "LocalCategorical", "cluster_purity", "fit_mixture", "mixture_elbo"],
     "models": ["BernoulliDecoder", "LinearGaussian", "standard_normal_prior"],
     "objectives": ["elbo", "iwae_bound"],
     "settings": ["quick_mode"],
+    "wake_sleep": ["rws_objective", "sleep_objective", "wake_objective", "wake_sleep_objective"],
     "widgets": ["amortization_explorer", "latent_explorer", "memory_explorer"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

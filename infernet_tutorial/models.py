@@ -113,6 +113,50 @@ class LinearGaussian:
         lengths = np.linspace(2.0, 0.5, latent_dim)
         return cls(q * lengths, rng.normal(size=data_dim), sigma)
 
+    @classmethod
+    def correlated(
+        cls, posterior_std=(0.6, 0.5), correlation: float = 0.9, data_dim: int = 6, sigma: float = 0.5, seed: int = 0
+    ) -> "LinearGaussian":
+        """A non-orthogonal W whose posterior covariance S is the given one (d = len(posterior_std)).
+
+        S = [[s1^2, r s1 s2], [r s1 s2, s2^2]] for d = 2 (every pair gets correlation ``r`` for d > 2).
+        From S = (I + W^T W / sigma^2)^{-1}: W^T W = sigma^2 (S^{-1} - I) = L L^T, and W = Q L^T with
+        Q: [D, d] orthonormal columns. Needs S^{-1} - I positive definite (the posterior narrower than
+        the prior in every direction).
+        """
+        std = np.asarray(posterior_std, np.float64)
+        d = len(std)
+        if std.ndim != 1 or d < 1 or np.any(std <= 0) or not -1 < correlation < 1 or data_dim < d:
+            raise ValueError(
+                f"need positive posterior_std, -1 < correlation < 1 and data_dim >= {d}; got {posterior_std!r}, {correlation!r}, {data_dim!r}"
+            )
+        corr = np.full((d, d), float(correlation)) + (1 - correlation) * np.eye(d)
+        S = corr * np.outer(std, std)
+        gram = sigma**2 * (np.linalg.inv(S) - np.eye(d))  # W^T W
+        if np.linalg.eigvalsh(gram).min() <= 0:
+            raise ValueError(
+                f"posterior covariance {S.round(3).tolist()} is not narrower than the prior N(0, I) in every direction; "
+                "use smaller posterior_std or a weaker correlation"
+            )
+        rng = np.random.default_rng(seed)
+        q, _ = np.linalg.qr(rng.normal(size=(data_dim, d)))
+        W = q @ np.linalg.cholesky(gram).T
+        return cls(W.astype(np.float32), rng.normal(size=data_dim).astype(np.float32), sigma)
+
+    def factorized_optimum_variances(self, divergence: str) -> tf.Tensor:
+        """Variances ``[d]`` of the best factorized Gaussian q = prod_i N(m_i, v_i) for the posterior N(m, S).
+
+        ``"kl_qp"`` (the ELBO's KL(q || p), mode-seeking): v_i = 1 / (S^{-1})_ii, never wider than S_ii.
+        ``"kl_pq"`` (KL(p || q), the sleep phase, mass-covering): v_i = S_ii, the true marginal variances.
+        In both directions the best mean is the exact posterior mean m(x).
+        """
+        S = self.posterior_cov()
+        if divergence == "kl_qp":
+            return 1.0 / tf.linalg.diag_part(tf.linalg.inv(S))
+        if divergence == "kl_pq":
+            return tf.linalg.diag_part(S)
+        raise ValueError(f"divergence must be 'kl_qp' or 'kl_pq', got {divergence!r}")
+
     def __call__(self, z: tf.Tensor) -> tfd.Distribution:
         """p(x | z): ``z: [..., d]`` -> Independent Normal over ``x: [..., D]``."""
         loc = tf.linalg.matvec(self.W, tf.convert_to_tensor(z, tf.float32)) + self.b
