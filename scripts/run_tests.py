@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # tests that start TensorFlow in a child process run apart from the in-process library tests,
 # so that two TensorFlow runtimes are never resident at once
-CHILD_PROCESS_TESTS = ["tests/test_distribute.py", "tests/test_benchmarks.py"]
+CHILD_PROCESS_TESTS = ["tests/test_distribute.py", "tests/test_checkpoint_kill.py", "tests/test_benchmarks.py"]
 STAGES = [
     ("library tests", ["tests", "--ignore=tests/test_browser.py", *(f"--ignore={t}" for t in CHILD_PROCESS_TESTS)]),
     ("distribute + benchmark tests", CHILD_PROCESS_TESTS),
