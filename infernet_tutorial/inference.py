@@ -284,6 +284,10 @@ def fit(
     if replicas > 1:  # XLA (if asked) compiles each replica's step; the loop around it holds the all-reduces
         replica_step = tf.function(replica_step, jit_compile=xla)
 
+    def summed_step(x, idx, seed):
+        """Every replica's share, summed over all replicas (all workers) by one batched all-reduce."""
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, replica_step(x, idx, seed))
+
     @tf.function(jit_compile=xla and replicas == 1)
     def run(batches, step0):
         """``batches: [num_steps, batch] int32`` row numbers; ``step0``: global step of batches[0]."""
@@ -301,9 +305,9 @@ def fit(
             noise_seed = tf.random.experimental.stateless_fold_in(step_seed, 2)
             if replicas == 1:
                 value, grads = replica_step(x, idx, noise_seed)
-            else:  # sum over replicas (all-reduce)
-                per_replica = strategy.run(replica_step, args=(x, idx, noise_seed))
-                value, grads = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            else:  # sum over replicas (all-reduce); every local replica holds the same sums, take the first
+                summed = strategy.run(summed_step, args=(x, idx, noise_seed))
+                value, grads = strategy.experimental_local_results(summed)[0]
             finite = tf.math.is_finite(value) & _all_finite(grads)
 
             def apply():

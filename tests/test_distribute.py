@@ -1,15 +1,19 @@
-"""`fit` under tf.distribute: a MirroredStrategy over 2 logical CPU devices takes the same steps as one device.
+"""`fit` under tf.distribute: a MirroredStrategy over 2 logical CPU devices takes the same steps as one device,
+and a MultiWorkerMirroredStrategy over two worker processes on 127.0.0.1 takes the same steps as both.
 
-The CPU must be split into logical devices before TensorFlow initializes its devices, so every
-check runs in a fresh Python subprocess (the test process has TensorFlow running already).
+The CPU must be split into logical devices (and a multi-worker strategy created) before TensorFlow
+initializes its devices, so every check runs in fresh Python subprocesses.
 """
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+
+import numpy as np
 
 import pytest
 
@@ -126,3 +130,92 @@ def test_batch_must_split_evenly_across_replicas(batch_size):
         """
     )
     assert out["error"] == f"batch_size={batch_size} must be divisible by the 2 replicas of the strategy"
+
+
+# ---------------------------------------------------------------- several workers (README: "Several machines")
+
+TRAIN_REFERENCE = """
+def train_reference(strategy, data_dir, out):
+    \"\"\"The reference model (MLP inference network, Bernoulli decoder, d=10) for 8 steps of global batch 100.\"\"\"
+    x = it.load_mnist("train", n=400, data_dir=data_dir).images
+    keras.utils.set_random_seed(0)
+    init = it.MLPInferenceNetwork(10).trainable_variables + it.BernoulliDecoder(10).trainable_variables
+    with strategy.scope():
+        enc, dec = it.MLPInferenceNetwork(10), it.BernoulliDecoder(10)
+        for v, w in zip(enc.trainable_variables + dec.trainable_variables, init):
+            v.assign(w)
+    h = it.train(enc, dec, it.standard_normal_prior(10), x, epochs=2, batch_size=100, seed=5, progress=False,
+                 strategy=strategy)
+    np.savez(out, elbo=h.elbo, replicas=strategy.num_replicas_in_sync,
+             **{f"w{i}": v.numpy() for i, v in enumerate(enc.trainable_variables + dec.trainable_variables)})
+"""
+
+WORKER = """
+import sys
+import tensorflow as tf
+strategy = tf.distribute.MultiWorkerMirroredStrategy()  # from TF_CONFIG; before any other TensorFlow work
+import keras
+import numpy as np
+import infernet_tutorial as it
+""" + TRAIN_REFERENCE + """
+train_reference(strategy, *sys.argv[1:3])
+"""
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the OS reports free on 127.0.0.1 (bound together so they differ, then released for the workers)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def run_workers(data_dir, out_dir, timeout: int = 300) -> list[dict]:
+    """Two worker processes with their own TF_CONFIG; always stopped, also on a timeout or a failure."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    procs = []
+    try:
+        for index in range(2):
+            tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            env = dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2")
+            procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(data_dir), str(out_dir / f"worker{index}.npz")],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        outputs = [proc.communicate(timeout=timeout) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    for index, (proc, (_, err)) in enumerate(zip(procs, outputs)):
+        assert proc.returncode == 0, f"worker {index} failed (exit {proc.returncode}):\n{err[-3000:]}"
+    return [dict(np.load(out_dir / f"worker{index}.npz")) for index in range(2)]
+
+
+def test_two_workers_match_one_process(mnist_dir, tmp_path):
+    """MultiWorkerMirroredStrategy, two processes on loopback: each takes half of every global batch.
+
+    Both workers must end with the same weights, equal (up to float rounding) to one process that
+    splits each batch over 2 replicas (MirroredStrategy over 2 logical CPUs: the same batches, the
+    same per-replica noise); a one-device run differs only by its Monte Carlo noise.
+    """
+    w0, w1 = run_workers(mnist_dir, tmp_path)
+    run_script(
+        TRAIN_REFERENCE
+        + f"train_reference(strategy, {str(mnist_dir)!r}, {str(tmp_path / 'mirrored.npz')!r})\n"
+        + f"train_reference(tf.distribute.get_strategy(), {str(mnist_dir)!r}, {str(tmp_path / 'one.npz')!r})\n"
+    )
+    mirrored, one = (dict(np.load(tmp_path / f"{name}.npz")) for name in ("mirrored", "one"))
+    assert int(w0["replicas"]) == int(w1["replicas"]) == int(mirrored["replicas"]) == 2 and int(one["replicas"]) == 1
+    weights = sorted(k for k in w0 if k.startswith("w"))
+    assert len(weights) == 10
+    for k in weights:
+        np.testing.assert_allclose(w0[k], w1[k], rtol=0, atol=1e-6, err_msg=f"workers differ in {k}")
+        np.testing.assert_allclose(w0[k], mirrored[k], rtol=0, atol=1e-5, err_msg=f"workers vs one process: {k}")
+    np.testing.assert_allclose(w0["elbo"], mirrored["elbo"], rtol=1e-5)
+    assert len(w0["elbo"]) == 8 and w0["elbo"][-1] > w0["elbo"][0] + 10  # it learned: the comparison is not trivial
+    # one device: the same batches and pixels, other reparameterization noise (a few nats per step)
+    assert abs(np.mean(w0["elbo"] - one["elbo"])) < 3.0
