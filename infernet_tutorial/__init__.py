@@ -22,7 +22,8 @@ _EXPORTS = {
     "mixture": ["BernoulliMixture", "CategoricalInferenceNetwork", "LocalCategorical", "cluster_purity", "fit_mixture", "mixture_elbo"],
     "models": ["BernoulliDecoder", "LinearGaussian", "standard_normal_prior"],
     "objectives": ["elbo", "iwae_bound"],
-    "settings": ["quick_mode"],
+    "posterior_grid": ["GridPosterior", "posterior_on_grid"],
+    "settings": ["quick_mode", "set_random_seed"],
     "wake_sleep": ["rws_objective", "sleep_objective", "wake_objective", "wake_sleep_objective"],
     "widgets": ["amortization_explorer", "latent_explorer", "memory_explorer"],
 }

@@ -77,22 +77,26 @@ def log_joint_on_grid(x, decoder, prior, z1: np.ndarray, z2: np.ndarray, chunk: 
     return np.concatenate(parts).reshape(Z1.shape)
 
 
-def posterior_on_grid(x, decoder, prior, *, limit: float = 5.0, n: int = 241, tail: float = 1e-9) -> GridPosterior:
+def posterior_on_grid(x, decoder, prior, *, limit: float = 6.0, n: int = 241, tail: float = 1e-9) -> GridPosterior:
     """The exact posterior of one data point ``x: [D]`` of a model with ``prior`` event shape [2].
 
-    Pass 1: an ``n`` x ``n`` grid over [-limit, limit]^2. Pass 2: an ``n`` x ``n`` grid over the box
-    where pass 1 found posterior density above ``tail`` times its maximum, widened by two coarse cells.
+    Pass 1: an ``n`` x ``n`` grid over [-limit, limit]^2, widened (x1.5, up to four times) while
+    posterior density above ``tail`` times its maximum touches the border. Pass 2: an ``n`` x ``n``
+    grid over the box where pass 1 found such density, widened by two coarse cells.
     """
     if tuple(prior.event_shape) != (2,):
         raise ValueError(f"posterior_on_grid needs a 2-D latent variable, got prior event shape {list(prior.event_shape)}")
     x = np.asarray(x, np.float32)
     if x.ndim != 1:
         raise ValueError(f"posterior_on_grid takes one data point x of shape [D], got {list(x.shape)}")
-    axis = np.linspace(-limit, limit, n)
-    coarse = log_joint_on_grid(x, decoder, prior, axis, axis)
-    rows, cols = np.nonzero(coarse >= coarse.max() + np.log(tail))
+    for _ in range(5):
+        axis = np.linspace(-limit, limit, n)
+        coarse = log_joint_on_grid(x, decoder, prior, axis, axis)
+        rows, cols = np.nonzero(coarse >= coarse.max() + np.log(tail))
+        if min(rows.min(), cols.min()) > 0 and max(rows.max(), cols.max()) < n - 1:
+            break
+        limit *= 1.5
     step = axis[1] - axis[0]
-    lo1, hi1 = axis[cols.min()] - 2 * step, axis[cols.max()] + 2 * step
-    lo2, hi2 = axis[rows.min()] - 2 * step, axis[rows.max()] + 2 * step
-    z1, z2 = np.linspace(lo1, hi1, n), np.linspace(lo2, hi2, n)
+    z1 = np.linspace(axis[cols.min()] - 2 * step, axis[cols.max()] + 2 * step, n)
+    z2 = np.linspace(axis[rows.min()] - 2 * step, axis[rows.max()] + 2 * step, n)
     return GridPosterior(z1, z2, log_joint_on_grid(x, decoder, prior, z1, z2))

@@ -19,3 +19,15 @@ def quick_mode() -> bool:
 def pick(full, quick):
     """Return ``quick`` in quick mode, else ``full`` (for epochs, sizes, step counts in notebooks)."""
     return quick if quick_mode() else full
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``): a rerun gives the same numbers.
+
+    Imports TensorFlow through the library, so its start-up notices stay filtered (see `startup`).
+    """
+    from . import startup  # noqa: F401
+
+    import keras
+
+    keras.utils.set_random_seed(int(seed))

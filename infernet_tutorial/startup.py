@@ -10,6 +10,7 @@ those known start-up notices, so a real error still shows.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -26,6 +27,15 @@ STARTUP_NOISE = re.compile(
 def filtered(text: str) -> str:
     """``text`` without the lines that are known TensorFlow start-up notices."""
     return "".join(line for line in text.splitlines(keepends=True) if not STARTUP_NOISE.search(line))
+
+
+class NoRetracingNotices(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" notices: the library compiles one function per
+    call of `fit`/`evaluate` on purpose (each call has its own data and variables), so in notebooks that call
+    them repeatedly the notice is noise, not a hint."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 def import_tensorflow_quietly() -> None:
@@ -52,3 +62,6 @@ def import_tensorflow_quietly() -> None:
 
 
 import_tensorflow_quietly()
+import tensorflow as _tf  # noqa: E402  (loaded just above)
+
+_tf.get_logger().addFilter(NoRetracingNotices())
