@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 
@@ -184,7 +185,8 @@ def run_workers(data_dir, out_dir, timeout: int = 300) -> list[dict]:
             env = dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2")
             procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(data_dir), str(out_dir / f"worker{index}.npz")],
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
-        outputs = [proc.communicate(timeout=timeout) for proc in procs]
+        deadline = time.monotonic() + timeout  # for both workers together
+        outputs = [proc.communicate(timeout=max(1.0, deadline - time.monotonic())) for proc in procs]
     finally:
         for proc in procs:
             if proc.poll() is None:
