@@ -240,6 +240,8 @@ def fit(
     ``checkpoint_dir``: save variables and optimizer there after every finite call
     (`tf.train.CheckpointManager`, 2 kept) and, if a checkpoint is already there, resume from it:
     the run then takes only the steps still missing, with the randomness it would have used.
+    A damaged newest checkpoint falls back to the previous one (with a warning); a checkpoint of
+    another model, or none readable, raises ValueError before anything is restored.
     ``strategy``: a `tf.distribute.Strategy` (e.g. ``MirroredStrategy()`` over several GPUs,
     ``MultiWorkerMirroredStrategy()`` over machines); create the variables inside ``strategy.scope()``.
     Each step's batch (same rows, same binarization) is split across the replicas, whose gradients

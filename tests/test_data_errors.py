@@ -1,5 +1,6 @@
 """Broken MNIST files: each fault is built in tmp_path (from real bytes where it matters) and must
-raise MNISTDataError (a ValueError) naming the file, the problem and the fix; never partial data."""
+raise MNISTDataError (a ValueError) naming the file, the problem and the fix; never partial data.
+NaN or infinite values in the training data: a ValueError before training that counts and locates them."""
 from __future__ import annotations
 
 import gzip
