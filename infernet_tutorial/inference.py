@@ -172,6 +172,13 @@ def _model_difference(saved: dict[str, tuple], variables: Sequence[tf.Variable])
     return None
 
 
+def _checkpoints_on_disk(folder: str) -> list[str]:
+    """``ckpt-<step>`` prefixes in ``folder``, oldest first: for a folder whose ``checkpoint`` list is unreadable."""
+    found = [Path(p).name[: -len(".index")] for p in tf.io.gfile.glob(str(Path(folder) / "ckpt-*.index"))]
+    numbered = [name for name in found if name[len("ckpt-"):].isdigit()]
+    return [str(Path(folder) / name) for name in sorted(numbered, key=lambda name: int(name[len("ckpt-"):]))]
+
+
 def usable_checkpoint(folder: str, paths: Sequence[str], variables: Sequence[tf.Variable]) -> str | None:
     """The newest of ``paths`` (oldest first) that can be read and fits ``variables``; None if ``paths`` is empty.
 
@@ -331,7 +338,7 @@ def fit(
     if checkpoint_dir is not None:
         ckpt = tf.train.Checkpoint(optimizer=optimizer, variables={f"v{i}": v for i, v in enumerate(variables)})
         manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=2)
-        resume_from = usable_checkpoint(checkpoint_dir, manager.checkpoints, variables)
+        resume_from = usable_checkpoint(checkpoint_dir, manager.checkpoints or _checkpoints_on_disk(checkpoint_dir), variables)
         if resume_from:
             schedule = isinstance(getattr(optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule)
             given_lr = None if schedule else float(optimizer.learning_rate)

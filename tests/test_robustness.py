@@ -239,6 +239,25 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(grey, tmp_pa
     assert tf.train.latest_checkpoint(folder).endswith("ckpt-12")  # the damaged one was overwritten on the way
 
 
+def test_unreadable_checkpoint_list_resumes_from_the_files(grey, tmp_path):
+    """The folder's `checkpoint` file (the list of checkpoints) cut short: TensorFlow ignores it; the
+    checkpoints themselves are still found, and the newest one is resumed."""
+    folder = str(tmp_path / "ckpt")
+    enc, dec, prior = fresh_model(0)
+    init = values(enc, dec)
+    it.train(enc, dec, prior, grey, epochs=2, batch_size=20, seed=3, progress=False, checkpoint_dir=folder)
+    state = tmp_path / "ckpt" / "checkpoint"
+    state.write_text(state.read_text()[:40])
+    assert tf.train.get_checkpoint_state(folder) is None  # TensorFlow alone would start from scratch
+    enc2, dec2, prior2 = fresh_model(1)
+    resumed = it.train(enc2, dec2, prior2, grey, epochs=4, batch_size=20, seed=3, progress=False, checkpoint_dir=folder)
+    assert resumed.steps == 12 and len(resumed.elbo) == 6  # from ckpt-6
+    assign((enc, dec), init)
+    whole = it.train(enc, dec, prior, grey, epochs=4, batch_size=20, seed=3, progress=False)
+    np.testing.assert_allclose(resumed.elbo, whole.elbo[6:], rtol=1e-5)
+    assert_same(values(enc2, dec2), values(enc, dec))
+
+
 def test_no_readable_checkpoint_is_a_clear_error(grey, tmp_path):
     folder = str(tmp_path / "ckpt")
     enc, dec, prior = fresh_model(0)
