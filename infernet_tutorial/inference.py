@@ -99,6 +99,10 @@ def check_finite(data, who: str = "the training data") -> None:
 
     Checked before training: dynamic binarization would turn a NaN pixel into 0 and train silently.
     """
+    if isinstance(data, tf.Tensor) and data.dtype.is_floating:  # checked where it lives; copied only to report
+        if bool(tf.reduce_all(tf.math.is_finite(data))):
+            return
+        data = data.numpy()
     arr = np.asarray(data)
     bad = ~np.isfinite(arr)
     if not bad.any():
