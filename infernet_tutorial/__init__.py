@@ -16,7 +16,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "data": ["Digits", "MNISTDataError", "binarize_once", "load_mnist", "mnist_source"],
     "device": ["device_summary"],
+    "flows": ["FlowInferenceNetwork", "LocalFlow", "LocalFullCovGaussian", "flow_distribution"],
     "families": ["ConvInferenceNetwork", "LinearInferenceNetwork", "LocalFactors", "MLPInferenceNetwork"],
+    "gaps": ["Gaps", "best_local", "decompose", "gap_table", "iwae_log_evidence", "mc_elbo", "quadrature_log_evidence"],
     "importance": ["ImportanceSample", "effective_sample_size", "gaussian_ess_fraction", "importance_sample"],
     "inference": ["DivergenceWarning", "History", "elbo_objective", "evaluate", "fit", "infer_local", "train"],
     "mixture": ["BernoulliMixture", "CategoricalInferenceNetwork", "LocalCategorical", "cluster_purity", "fit_mixture", "mixture_elbo"],

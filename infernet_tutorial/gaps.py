@@ -1,0 +1,170 @@
+"""The inference gap, decomposed (Cremer, Li & Duvenaud 2018; chapter 5).
+
+For a fixed model (prior + decoder) and held-out x, with q* the best member of a family for x and
+q the inference network's output:
+
+    log p(x) - L[q]  =  (log p(x) - L[q*])  +  (L[q*] - L[q])
+    inference gap       approximation gap      amortization gap
+                        (the family)           (the network)
+
+Every piece is an existing function: log p(x) by `iwae_bound` with many samples (or exactly, by
+quadrature, for a 2-D latent: `quadrature_log_evidence`); the best local q by `fit` on a local
+family with the decoder frozen (`best_local`, stopped by Cremer et al.'s rule `converged`); bounds
+by `elbo(kl="mc")`, which takes any q with ``sample`` and ``log_prob`` (flows included).
+"""
+from __future__ import annotations
+
+from . import startup  # noqa: F401  (TensorFlow without its start-up lines; first)
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from .inference import History, elbo_objective, fit
+from .objectives import elbo, iwae_bound
+from .posterior_grid import posterior_on_grid
+
+
+def converged(elbo_per_step, window: int = 100, patience: int = 10) -> bool:
+    """Cremer et al.'s stopping rule: the mean ELBO of consecutive ``window``-step blocks has not
+    improved on its best for ``patience`` blocks. ``elbo_per_step: [steps]``; a partial last block is ignored."""
+    values = np.asarray(elbo_per_step, float)
+    blocks = len(values) // window
+    if blocks <= patience:
+        return False
+    means = values[: blocks * window].reshape(blocks, window).mean(axis=1)
+    return blocks - 1 - int(np.argmax(means)) >= patience
+
+
+class _Converged(Exception):
+    """Raised by `best_local`'s callback to end `fit` early (the variables keep their values)."""
+
+
+def best_local(
+    family, x, decoder, prior, *, max_steps: int = 20_000, learning_rate: float = 1e-2, num_samples: int = 1,
+    window: int = 100, patience: int = 10, seed: int = 0, progress: bool = True, desc: str = "best local q",
+) -> History:
+    """Optimize a local ``family`` (one parameter row per point of ``x: [n, D]``) on its ELBO, decoder frozen.
+
+    Full-batch Adam steps on the Monte Carlo ELBO (``num_samples`` per point, any q: ``kl="mc"``)
+    until `converged` (checked every ``window`` steps) or ``max_steps``. The points do not share
+    parameters, so this is n independent optimizations run side by side. Returns `fit`'s History
+    (``history.message`` says whether the rule stopped it).
+    """
+    x = np.asarray(x, np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"best_local expects x of shape [points, D], got {list(x.shape)}")
+    if getattr(family, "num_points", len(x)) != len(x):
+        raise ValueError(f"the local family holds {family.num_points} points but x has {len(x)}; create it with len(x) rows")
+    seen: list[History] = []
+
+    def stop_when_converged(history: History) -> None:
+        seen[:] = [history]
+        if converged(history.elbo, window, patience):
+            raise _Converged
+
+    try:
+        history = fit(
+            elbo_objective(family, decoder, prior, kl="mc", num_samples=num_samples), family.trainable_variables, x,
+            steps=max_steps, batch_size=len(x), learning_rate=learning_rate, seed=seed, steps_per_call=window,
+            progress=progress, desc=desc, callback=stop_when_converged,
+        )
+        history.message = history.message or f"stopped at the cap of {max_steps} steps before the rule was met"
+    except _Converged:
+        history = seen[0]
+        history.message = f"converged after {history.steps} steps (no better {window}-step mean for {patience} checks)"
+    return history
+
+
+def mc_elbo(x, family, decoder, prior, *, idx=None, num_samples: int = 1000, chunk: int = 100, seed: int = 0) -> np.ndarray:
+    """L[q] per point with ``num_samples`` Monte Carlo samples (``chunk`` at a time): ``x: [n, D]`` -> ``[n]`` nats."""
+    x = tf.constant(np.asarray(x, np.float32))
+    idx = tf.range(len(x)) if idx is None else tf.constant(np.asarray(idx))
+    q = family(x, idx)
+    parts = [
+        elbo(x, q, decoder, prior, kl="mc", num_samples=min(chunk, num_samples - start), seed=[seed, i]).numpy()
+        * min(chunk, num_samples - start)
+        for i, start in enumerate(range(0, num_samples, chunk))
+    ]
+    return np.sum(parts, axis=0) / num_samples
+
+
+def iwae_log_evidence(x, family, decoder, prior, *, idx=None, k: int = 5000, chunk: int = 250, batch: int = 50, seed: int = 0) -> np.ndarray:
+    """log p(x) estimated by the IWAE bound with ``k`` samples from ``family``'s q: ``[n]`` nats.
+
+    A lower bound in expectation, tight as k grows when q covers the posterior (Burda et al. 2016).
+    Memory: ``chunk`` x ``batch`` decoder outputs at a time.
+    """
+    x = np.asarray(x, np.float32)
+    idx = np.arange(len(x)) if idx is None else np.asarray(idx)
+    bound = tf.function(lambda xb, ib, s: iwae_bound(xb, family(xb, ib), decoder, prior, k=k, chunk=chunk, seed=s))
+    out = [
+        bound(tf.constant(x[s : s + batch]), tf.constant(idx[s : s + batch]), tf.constant([seed, i])).numpy()
+        for i, s in enumerate(range(0, len(x), batch))
+    ]
+    return np.concatenate(out)
+
+
+def quadrature_log_evidence(x, decoder, prior) -> np.ndarray:
+    """Exact log p(x) of a 2-D latent model by quadrature (`posterior_on_grid`): ``x: [n, D]`` -> ``[n]`` nats."""
+    return np.array([posterior_on_grid(xi, decoder, prior).log_evidence for xi in np.asarray(x, np.float32)])
+
+
+@dataclass
+class Gaps:
+    """Per-point bounds ``[n]`` (nats) and the gaps between them."""
+
+    log_px: np.ndarray  # log p(x) (exact or IWAE-k)
+    best_local: np.ndarray  # L[q*]: the best member of the family, per point
+    amortized: np.ndarray  # L[q]: the inference network's output
+
+    @property
+    def approximation(self) -> np.ndarray:
+        return self.log_px - self.best_local
+
+    @property
+    def amortization(self) -> np.ndarray:
+        return self.best_local - self.amortized
+
+    @property
+    def inference(self) -> np.ndarray:
+        return self.log_px - self.amortized
+
+    def means(self) -> dict:
+        """Averages over the points: the three bounds and the three gaps."""
+        names = ("log_px", "best_local", "amortized", "approximation", "amortization", "inference")
+        return {name: float(np.mean(getattr(self, name))) for name in names}
+
+
+def decompose(log_px, best_local_elbo, amortized_elbo) -> Gaps:
+    """`Gaps` from three per-point arrays of the same shape ``[n]`` (checked)."""
+    arrays = [np.asarray(a, np.float64) for a in (log_px, best_local_elbo, amortized_elbo)]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1 or arrays[0].ndim != 1:
+        raise ValueError(f"log_px, best_local and amortized must be [n] arrays of one length, got shapes {[a.shape for a in arrays]}")
+    return Gaps(*arrays)
+
+
+def gap_table(columns: dict[str, dict[str, Gaps]], log_px_label: str = "log p(x)") -> str:
+    """Cremer et al.'s Table 2 layout as text: one column per trained model, mean nats per row.
+
+    ``columns = {model name: {family name: Gaps}}``; every family of a model shares log p(x), and
+    every model has the same families. A family without a network for that model holds NaN in
+    ``amortized`` and shows "—" in the rows that need it.
+    Rows: log p(x); L[q*] per family; L[q] per family; then approximation, amortization and
+    inference gaps per family.
+    """
+    names = list(columns)
+    families = list(next(iter(columns.values())))
+    rows = [(log_px_label, lambda g: g[families[0]].means()["log_px"])]
+    rows += [(f"L[q*_{f}]", lambda g, f=f: g[f].means()["best_local"]) for f in families]
+    rows += [(f"L[q_{f}] (network)", lambda g, f=f: g[f].means()["amortized"]) for f in families]
+    for gap in ("approximation", "amortization", "inference"):
+        rows += [(f"{gap} gap, {f}", lambda g, f=f, gap=gap: g[f].means()[gap]) for f in families]
+    width = max(len(r[0]) for r in rows) + 2
+    lines = [" " * width + "".join(f"{n:>18}" for n in names)]
+    for label, value in rows:
+        cells = [value(columns[n]) for n in names]
+        lines.append(f"{label:<{width}}" + "".join(f"{'—':>18}" if np.isnan(c) else f"{c:>18.2f}" for c in cells))
+    return "\n".join(lines)
