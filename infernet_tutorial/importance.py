@@ -53,15 +53,28 @@ def effective_sample_size(log_w: tf.Tensor, axis: int = 0) -> tf.Tensor:
 def log_weights(x, q: tfd.Distribution, model, prior: tfd.Distribution, k: int, chunk: int, seed) -> tuple[tf.Tensor, tf.Tensor]:
     """``k`` draws z ~ q and their log-weights log p(x, z) - log q(z): ``z: [k, b, d]``, ``log_w: [k, b]``.
 
-    Drawn ``chunk`` at a time, so the model's largest intermediate (e.g. decoder logits) holds ``chunk``
-    samples, not ``k``.
+    Drawn ``chunk`` at a time in a sequential loop, so the model's largest intermediate (e.g. decoder
+    logits) holds ``chunk`` samples, not ``k`` (a graph would otherwise run independent chunks at once).
     """
-    zs, ws = [], []
-    for i, start in enumerate(range(0, k, chunk)):
-        z = q.sample(min(chunk, k - start), seed=tf.random.experimental.stateless_fold_in(seed, i))
-        zs.append(z)
-        ws.append(model(z).log_prob(x) + prior.log_prob(z) - q.log_prob(z))
-    return tf.concat(zs, axis=0), tf.concat(ws, axis=0)
+    seed = tf.convert_to_tensor(seed, tf.int32)
+
+    def draw(i, n):
+        z = q.sample(n, seed=tf.random.experimental.stateless_fold_in(seed, i))
+        return z, model(z).log_prob(x) + prior.log_prob(z) - q.log_prob(z)
+
+    full, rest = divmod(int(k), int(chunk))
+    zs, ws = tf.TensorArray(tf.float32, size=full), tf.TensorArray(tf.float32, size=full)
+
+    def body(i, zs, ws):
+        z, w = draw(i, chunk)
+        return i + 1, zs.write(i, z), ws.write(i, w)
+
+    _, zs, ws = tf.while_loop(lambda i, *_: i < full, body, (tf.constant(0), zs, ws), parallel_iterations=1)
+    z_all, w_all = zs.concat(), ws.concat()  # [full * chunk, b, d], [full * chunk, b]
+    if rest:
+        z, w = draw(full, rest)
+        z_all, w_all = tf.concat([z_all, z], 0), tf.concat([w_all, w], 0)
+    return z_all, w_all
 
 
 def importance_sample(x, proposal, model, prior: tfd.Distribution, *, k: int = 1000, batch_size: int = 100,
