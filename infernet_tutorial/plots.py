@@ -198,6 +198,7 @@ def dots(names: Sequence[str], values, errors=None, ax=None, xlabel: str = "", t
         ax.annotate(fmt.format(v), (v, row), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=8)
     ax.set_yticks(rows, list(names))
     ax.set_ylim(-0.7, len(values) - 0.3)
+    ax.margins(x=0.12)  # room for the annotations at both ends
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)
     if title:
