@@ -9,11 +9,13 @@
   flow is the optimum of exactly the family the network outputs: the amortization gap is measured
   within one family.
 
-A flow's parameters per data point are one flat vector ``[P]`` (`flow_param_count`): base loc and
-raw scale ``[d]`` each, then per coupling layer the weights of a tiny per-point MLP
-z_a -> tanh(z_a W1 + b1) W2 + b2 -> (shift, log_scale) of z_b. Coupling layers alternate halves
-(a reversing permutation between them); log_scale = tanh(raw) keeps each layer's stretch in
-[1/e, e] (the base Gaussian holds the overall scale).
+A flow's parameters per data point are one flat vector ``[P]`` (`flow_param_count`): loc and raw
+scale ``[d]`` each, then per coupling layer the weights of a tiny per-point MLP
+e_a -> tanh(e_a W1 + b1) W2 + b2 -> (shift, log_scale) of e_b. The coupling layers act on standard
+noise e ~ N(0, I) (alternating halves, a reversing permutation between them), and z = loc + scale * T(e)
+comes last: the couplings see inputs of scale 1 whatever the width of the posterior, and with
+identity couplings q is the diagonal Gaussian N(loc, diag(scale^2)). log_scale = tanh(raw) keeps
+each coupling's stretch in [1/e, e].
 """
 from __future__ import annotations
 
@@ -85,15 +87,19 @@ def flow_distribution(params, latent_dim: int, layers: int = 2, hidden: int = 8)
         )
     sizes = [latent_dim, latent_dim] + layers * _layer_sizes(latent_dim, hidden)
     parts = tf.split(params, sizes, axis=-1)
-    base = diag_gaussian(parts[0], tf.nn.softplus(parts[1]) + MIN_SCALE)
+    loc, scale = parts[0], tf.nn.softplus(parts[1]) + MIN_SCALE
     reverse = tfb.Permute(list(range(latent_dim))[::-1])
-    bijectors = []
+    steps = []  # in the order they act on eps ~ N(0, I)
     for i in range(layers):
         if i:
-            bijectors.append(reverse)
+            steps.append(reverse)
         fn = _coupling_fn(parts[2 + 4 * i : 6 + 4 * i], latent_dim, hidden)
-        bijectors.append(tfb.RealNVP(num_masked=_halves(latent_dim)[0], shift_and_log_scale_fn=fn))
-    return tfd.TransformedDistribution(base, tfb.Chain(bijectors[::-1]))  # Chain applies its last bijector first
+        steps.append(tfb.RealNVP(num_masked=_halves(latent_dim)[0], shift_and_log_scale_fn=fn))
+    if layers % 2 == 0:
+        steps.append(reverse)  # an odd number of reversals so far: undo it, so loc/scale keep their coordinates
+    steps += [tfb.Scale(scale), tfb.Shift(loc)]
+    standard = diag_gaussian(tf.zeros_like(loc), tf.ones_like(loc))
+    return tfd.TransformedDistribution(standard, tfb.Chain(steps[::-1]))  # Chain applies its last bijector first
 
 
 def identity_flow_params(loc, scale, layers: int = 2, hidden: int = 8, seed: int = 0) -> np.ndarray:

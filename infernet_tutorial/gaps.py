@@ -106,9 +106,10 @@ def iwae_log_evidence(x, family, decoder, prior, *, idx=None, k: int = 5000, chu
     return np.concatenate(out)
 
 
-def quadrature_log_evidence(x, decoder, prior) -> np.ndarray:
-    """Exact log p(x) of a 2-D latent model by quadrature (`posterior_on_grid`): ``x: [n, D]`` -> ``[n]`` nats."""
-    return np.array([posterior_on_grid(xi, decoder, prior).log_evidence for xi in np.asarray(x, np.float32)])
+def quadrature_log_evidence(x, decoder, prior, grid: int = 241) -> np.ndarray:
+    """Exact log p(x) of a 2-D latent model by quadrature (`posterior_on_grid`, ``grid`` x ``grid``
+    points per pass): ``x: [n, D]`` -> ``[n]`` nats."""
+    return np.array([posterior_on_grid(xi, decoder, prior, n=grid).log_evidence for xi in np.asarray(x, np.float32)])
 
 
 @dataclass
@@ -163,8 +164,9 @@ def gap_table(columns: dict[str, dict[str, Gaps]], log_px_label: str = "log p(x)
     for gap in ("approximation", "amortization", "inference"):
         rows += [(f"{gap} gap, {f}", lambda g, f=f, gap=gap: g[f].means()[gap]) for f in families]
     width = max(len(r[0]) for r in rows) + 2
-    lines = [" " * width + "".join(f"{n:>18}" for n in names)]
+    col = max(12, *(len(n) + 2 for n in names))
+    lines = [" " * width + "".join(f"{n:>{col}}" for n in names)]
     for label, value in rows:
         cells = [value(columns[n]) for n in names]
-        lines.append(f"{label:<{width}}" + "".join(f"{'—':>18}" if np.isnan(c) else f"{c:>18.2f}" for c in cells))
+        lines.append(f"{label:<{width}}" + "".join(f"{'—':>{col}}" if np.isnan(c) else f"{c:>{col}.2f}" for c in cells))
     return "\n".join(lines)

@@ -139,6 +139,7 @@ def test_gap_table_has_cremers_rows_and_marks_missing_networks():
     text = gap_table({"trained with FFG": {"FFG": g, "flow": missing}})
     lines = text.splitlines()
     assert lines[1].split()[-1] == "-91.00"  # log p(x)
+    assert lines[0].split("  ")[-1].strip() == "trained with FFG"
     row = {line[:30].strip(): line[30:].split() for line in lines[1:]}
     assert row["approximation gap, FFG"] == ["1.50"] and row["amortization gap, FFG"] == ["2.50"]
     assert row["inference gap, FFG"] == ["4.00"] and row["L[q_flow] (network)"] == ["—"]
