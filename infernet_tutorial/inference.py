@@ -302,8 +302,12 @@ def fit(
         return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, replica_step(x, idx, seed))
 
     @tf.function(jit_compile=xla and replicas == 1)
-    def run(batches, step0):
-        """``batches: [num_steps, batch] int32`` row numbers; ``step0``: global step of batches[0]."""
+    def run(data, batches, step0):
+        """``batches: [num_steps, batch] int32`` row numbers; ``step0``: global step of batches[0].
+
+        ``data`` is an argument, not a captured constant: TensorFlow keeps every traced function for
+        the life of the process, and a captured data set would stay in memory with it (one copy per call
+        of `fit`)."""
         num_steps = batches.shape[0]
         values = tf.TensorArray(tf.float32, size=num_steps)
 
@@ -361,7 +365,7 @@ def fit(
             snapshot = [tf.identity(v) for v in variables]
             t0 = time.perf_counter()
             step0 = _global_step(optimizer)
-            values, ran, ok = run(_batches(n, batch_size, steps_per_epoch, seed, step0, num), tf.constant(step0))
+            values, ran, ok = run(data, _batches(n, batch_size, steps_per_epoch, seed, step0, num), tf.constant(step0))
             ran, ok = int(ran), bool(ok)
             dt = time.perf_counter() - t0
             if not history._chunk_times:

@@ -62,7 +62,7 @@ class GridPosterior:
         return np.array([[(w * d1**2).sum(), c12], [c12, (w * d2**2).sum()]])
 
 
-def log_joint_on_grid(x, decoder, prior, z1: np.ndarray, z2: np.ndarray, chunk: int = 8192) -> np.ndarray:
+def log_joint_on_grid(x, decoder, prior, z1: np.ndarray, z2: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """log p(z) + log p(x | z) for ``x: [D]`` at every z = (z1[j], z2[i]): ``[len(z2), len(z1)]`` float64.
 
     The decoder sees ``chunk`` grid points at a time (memory of ``chunk`` x D likelihood terms).

@@ -4,6 +4,7 @@
     python scripts/measure_memory.py                    # every notebooks/*.ipynb in full mode, then `make test`'s pytest
     python scripts/measure_memory.py --mode quick       # the notebooks as CI and Binder run them
     python scripts/measure_memory.py --skip-tests notebooks/02_inference_networks.ipynb
+    python scripts/measure_memory.py --skip-tests --inplace   # regenerate the committed full-mode outputs, measured
 
 Each command runs in a subprocess (notebooks through ``jupyter nbconvert --execute``, which starts a
 kernel); every 0.1 s the RSS of the whole process tree (nbconvert or pytest, kernels, browsers) is
@@ -109,6 +110,8 @@ def main(argv=None) -> int:
     parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: notebooks/*.ipynb)")
     parser.add_argument("--mode", choices=["full", "quick"], default="full", help="notebook mode (default full)")
     parser.add_argument("--skip-notebooks", action="store_true")
+    parser.add_argument("--inplace", action="store_true",
+                        help="write the executed notebooks back (regenerates the committed outputs while measuring)")
     parser.add_argument("--skip-tests", action="store_true")
     parser.add_argument("--tests", default=None,
                         help="pytest arguments for one suite run (default: each stage `make test` runs, see scripts/run_tests.py)")
@@ -125,8 +128,9 @@ def main(argv=None) -> int:
         if not notebooks:
             print("no notebooks found in notebooks/; measuring the test suite only")
         for nb in notebooks:
-            cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                   "--output-dir", "{out}", f"--ExecutePreprocessor.timeout={int(args.timeout)}", str(nb)]
+            where = ["--inplace"] if args.inplace else ["--output-dir", "{out}"]
+            cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", *where,
+                   "--ExecutePreprocessor.store_widget_state=False", f"--ExecutePreprocessor.timeout={int(args.timeout)}", str(nb)]
             runs.append((nb.name, args.mode, cmd, environment(args.mode == "quick", data_dir), nb.parent, NOTEBOOK_LIMIT))
     if not args.skip_tests:
         from run_tests import STAGES, stage_command  # the stages `make test` runs, one process each

@@ -397,3 +397,40 @@ def test_memory_and_latent_explorers_in_jupyterlab(lab, page, request):
         page.wait_for_timeout(500)
         assert images_differ(image0, image.screenshot()), f"the {name} explorer's image did not change"
         explorer.screenshot(path=str(ARTIFACTS / f"{name}_explorer.png"))
+
+
+SAVED_CELL_JS = """async ([PATH, PREFIX]) => { %s
+  if (!nb || !nb.context || !nb.context.isReady) return {ready: false};
+  const cells = nb.content.widgets;
+  const i = cells.findIndex(c => c.model.type === 'code' && c.model.sharedModel.getSource().startsWith(PREFIX));
+  if (i < 0) return {ready: true, found: false};
+  nb.content.activeCellIndex = i;
+  await nb.content.scrollToItem(i);
+  const node = cells[i].node;
+  return {ready: true, found: true, images: node.querySelectorAll('.jp-OutputArea-output .jp-RenderedImage img').length,
+          text: node.innerText};
+}""" % FIND_NOTEBOOK_JS
+
+
+def test_saved_notebook_shows_static_pictures_before_running(lab, page):
+    """Opened before running, the committed notebook shows each explorer's picture and each bar's final text."""
+    workspace = f"saved-{os.urandom(4).hex()}"
+    page.goto(f"{lab.base}/lab/workspaces/{workspace}/tree/{NOTEBOOK_02}?reset&token={lab.token}")
+    page.wait_for_function(f"(PATH) => {{ {FIND_NOTEBOOK_JS} return !!(nb && nb.context && nb.context.isReady); }}",
+                           arg=NOTEBOOK_02, timeout=120_000)
+    for prefix, expect in (("# explorer", "picture"), ("history = it.train(network", "amortized VI:")):
+        state = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = page.evaluate(SAVED_CELL_JS, [NOTEBOOK_02, prefix])
+            if state.get("found") and (state["images"] if expect == "picture" else expect in state["text"]):
+                break
+            time.sleep(0.5)
+        page.screenshot(path=str(ARTIFACTS / f"saved_{expect.split(':')[0].replace(' ', '_')}.png"))
+        assert state.get("found"), f"no cell starting with {prefix!r} in {NOTEBOOK_02}"
+        assert "Error displaying widget" not in state["text"], state["text"][:300]
+        assert "0%|" not in state["text"], f"a progress bar frozen at 0 %: {state['text'][:300]}"
+        if expect == "picture":
+            assert state["images"] >= 1, f"the explorer shows no static picture before running: {state['text'][:300]}"
+        else:
+            assert expect in state["text"] and "steps in" in state["text"], state["text"][:300]
