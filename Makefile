@@ -1,7 +1,8 @@
 # Two commands on a fresh machine (see README):
 #   make lab    set everything up and open the tutorial in JupyterLab
-#   make test   set everything up and run every test: library tests, notebooks under nbval (quick mode),
-#               the browser test; three pytest processes in turn (scripts/run_tests.py)
+#   make test   set everything up and run every test: library tests, child-process tests, notebooks under
+#               nbval (quick mode), the notebooks offline on fallback data, the browser test; five pytest
+#               processes in turn (scripts/run_tests.py)
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
