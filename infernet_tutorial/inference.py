@@ -5,9 +5,9 @@
 Local VI, amortized VI and test-time inference differ only in ``variables``:
 
     local VI        LocalFactors(N, d).trainable_variables (+ decoder's, to learn the model too)
-    amortized VI    encoder.trainable_variables + decoder.trainable_variables
+    amortized VI    network.trainable_variables + decoder.trainable_variables
     test time       fresh LocalFactors for the new points (decoder frozen), started at the prior
-                    (`infer_local`) or at the encoder's output (semi-amortized, `infer_local(init=encoder)`)
+                    (`infer_local`) or at an inference network's output (semi-amortized, `infer_local(init=network)`)
 
 The loop runs whole epochs inside one compiled `tf.function` over data that lives on the device
 (XLA on a GPU; on a CPU TensorFlow's own oneDNN kernels, as fast as an XLA-compiled epoch loop on
@@ -438,7 +438,7 @@ def train(
     kl: str = "analytic",
     **fit_kwargs,
 ) -> History:
-    """Fit a family (local factors or an encoder) and, unless ``train_decoder=False``, the decoder.
+    """Fit a family (local factors or an inference network) and, unless ``train_decoder=False``, the decoder.
 
     x: ``[N, 784] float32``; grey levels with ``binarize=True`` (dynamic binarization), else {0, 1}.
     """
@@ -478,7 +478,7 @@ def infer_local(
     """Test-time inference for new points with the decoder frozen.
 
     x_new: ``[M, D]`` binary. Creates fresh `LocalFactors(M, d)`, started at the prior
-    (``init=None``: local VI from scratch) or at ``init(x_new)`` (an encoder: semi-amortized
+    (``init=None``: local VI from scratch) or at ``init(x_new)`` (an inference network: semi-amortized
     refinement), and takes ``steps`` full-batch Adam steps on their ELBO.
     """
     x_new = np.asarray(x_new, np.float32)
