@@ -407,7 +407,7 @@ SAVED_CELL_JS = """async ([PATH, PREFIX]) => { %s
   nb.content.activeCellIndex = i;
   await nb.content.scrollToItem(i);
   const node = cells[i].node;
-  return {ready: true, found: true, images: node.querySelectorAll('.jp-OutputArea-output .jp-RenderedImage img').length,
+  return {ready: true, found: true, images: node.querySelectorAll('.jp-OutputArea-output img').length,
           text: node.innerText};
 }""" % FIND_NOTEBOOK_JS
 
