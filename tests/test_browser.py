@@ -402,7 +402,7 @@ def test_memory_and_latent_explorers_in_jupyterlab(lab, page, request):
 SAVED_CELL_JS = """async ([PATH, PREFIX]) => { %s
   if (!nb || !nb.context || !nb.context.isReady) return {ready: false};
   const cells = nb.content.widgets;
-  const i = cells.findIndex(c => c.model.type === 'code' && c.model.sharedModel.getSource().startsWith(PREFIX));
+  const i = cells.findIndex(c => c.model.type === 'code' && c.model.sharedModel.getSource().includes(PREFIX));
   if (i < 0) return {ready: true, found: false};
   nb.content.activeCellIndex = i;
   await nb.content.scrollToItem(i);
@@ -427,7 +427,7 @@ def test_saved_notebook_shows_static_pictures_before_running(lab, page):
                 break
             time.sleep(0.5)
         page.screenshot(path=str(ARTIFACTS / f"saved_{expect.split(':')[0].replace(' ', '_')}.png"))
-        assert state.get("found"), f"no cell starting with {prefix!r} in {NOTEBOOK_02}"
+        assert state.get("found"), f"no cell containing {prefix!r} in {NOTEBOOK_02}"
         assert "Error displaying widget" not in state["text"], state["text"][:300]
         assert "0%|" not in state["text"], f"a progress bar frozen at 0 %: {state['text'][:300]}"
         if expect == "picture":
