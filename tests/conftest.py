@@ -1,70 +1,27 @@
-"""Shared fixtures. The whole test run is offline: connections to anything but this machine fail.
+"""Shared fixtures and helpers. The whole test run is offline (pytest-socket, set in pyproject.toml).
 
-Loopback stays open because Jupyter kernels (nbval, the browser test) talk over 127.0.0.1.
+``--disable-socket`` makes every socket a test opens fail, name lookups included; the test files in
+`LOOPBACK_TESTS` talk to servers they start themselves (JupyterLab, TensorFlow workers) and may connect to
+127.0.0.1 only (the ``allow_hosts`` marker added below).
 """
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+LOOPBACK = ["127.0.0.1", "::1"]
+LOOPBACK_TESTS = {"test_browser.py", "test_distribute.py", "test_offline_stage.py"}
 
 
-class NetworkBlocked(RuntimeError):
-    """A test tried to reach the network."""
-
-
-def _is_local(address) -> bool:
-    if isinstance(address, (str, bytes)):  # AF_UNIX path
-        return True
-    host = address[0]
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-_real_getaddrinfo = socket.getaddrinfo
-
-
-def _guarded_connect(self, address):
-    if not _is_local(address):
-        raise NetworkBlocked(f"network access blocked during tests: connect to {address!r}")
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self, address):
-    if not _is_local(address):
-        raise NetworkBlocked(f"network access blocked during tests: connect to {address!r}")
-    return _real_connect_ex(self, address)
-
-
-def _guarded_getaddrinfo(host, *args, **kwargs):
-    name = host.decode() if isinstance(host, bytes) else host
-    if name not in (None, "localhost", "") and not _is_local((name, 0)):
-        raise NetworkBlocked(f"network access blocked during tests: name lookup of {name!r}")
-    return _real_getaddrinfo(host, *args, **kwargs)
-
-
-def pytest_configure(config):
-    socket.socket.connect = _guarded_connect
-    socket.socket.connect_ex = _guarded_connect_ex
-    socket.getaddrinfo = _guarded_getaddrinfo
-
-
-def pytest_unconfigure(config):
-    socket.socket.connect = _real_connect
-    socket.socket.connect_ex = _real_connect_ex
-    socket.getaddrinfo = _real_getaddrinfo
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in LOOPBACK_TESTS:
+            item.add_marker(pytest.mark.allow_hosts(LOOPBACK))
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +43,34 @@ def _release_memory_between_modules():
     if "keras" in sys.modules:
         sys.modules["keras"].backend.clear_session()
     gc.collect()
+
+
+# ---------------------------------------------------------------- helpers shared by the test modules
+
+
+def small_model(latent_dim: int = 2, hidden: int = 8, seed: int | None = None):
+    """(MLPInferenceNetwork, BernoulliDecoder, prior) with few units; seeded weights when ``seed`` is given."""
+    import keras
+
+    import infernet_tutorial as it
+
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    return it.MLPInferenceNetwork(latent_dim, hidden=hidden), it.BernoulliDecoder(latent_dim, hidden=hidden), it.standard_normal_prior(latent_dim)
+
+
+def weights(*parts) -> list[np.ndarray]:
+    """Copies of the trainable variables of every part (families, decoders, models), in order."""
+    return [v.numpy().copy() for p in parts for v in p.trainable_variables]
+
+
+def unchanged(before: list[np.ndarray], *parts) -> bool:
+    """True when the parts' variables still equal ``before`` (from `weights`) exactly."""
+    now = weights(*parts)
+    return len(now) == len(before) and all(np.array_equal(a, b) for a, b in zip(before, now))
+
+
+def assign_weights(parts, values) -> None:
+    """Put ``values`` (from `weights`) back into the parts' variables."""
+    for v, a in zip([v for p in parts for v in p.trainable_variables], values):
+        v.assign(a)

@@ -1,4 +1,4 @@
-"""pyproject.toml, environment.yml and binder/ pin the same package versions."""
+"""pyproject.toml is the one pin list; environment.yml and binder/ pin the same package versions."""
 from __future__ import annotations
 
 import re
@@ -27,11 +27,21 @@ def _pins(requirements, where: str) -> dict[str, str]:
     return pins
 
 
-def _pyproject() -> tuple[dict[str, str], dict[str, str]]:
+def _pyproject() -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """(runtime pins, {extra: its pins})."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     runtime = _pins(project["dependencies"], "pyproject [project.dependencies]")
-    test = _pins(project["optional-dependencies"]["test"], "pyproject [test]")
-    return runtime, test
+    extras = {name: _pins(reqs, f"pyproject [{name}]") for name, reqs in project["optional-dependencies"].items()}
+    return runtime, extras
+
+
+def _merged(*groups: dict[str, str]) -> dict[str, str]:
+    """The union of pin groups; a package pinned in two groups must have one version."""
+    merged: dict[str, str] = {}
+    for group in groups:
+        for name, version in group.items():
+            assert merged.setdefault(name, version) == version, f"{name} is pinned to {merged[name]} and {version}"
+    return merged
 
 
 def _conda(path: Path) -> tuple[list, dict[str, str]]:
@@ -49,16 +59,29 @@ def test_conda_part_is_minimal(relpath):
     assert sorted(conda) == ["pip", "python=3.11"], f"{relpath}: conda part must be only python=3.11 and pip, got {conda}"
 
 
-def test_environment_yml_pins_runtime_and_test_packages_as_pyproject():
-    runtime, test = _pyproject()
-    _, pins = _conda(REPO / "environment.yml")
-    assert pins == {**runtime, **test}
+def test_extras_agree_with_each_other_and_the_runtime_pins():
+    runtime, extras = _pyproject()
+    _merged(runtime, *extras.values())
+    assert set(extras) >= {"offline", "bench", "test", "browser"}
+    assert _merged(extras["offline"], extras["bench"]).items() <= extras["test"].items()  # make test installs both
 
 
-def test_binder_pins_runtime_packages_as_pyproject():
+def test_widget_imports_are_declared():
     runtime, _ = _pyproject()
+    assert {"pillow", "ipython", "ipywidgets", "matplotlib"} <= set(runtime)
+    assert "mlxtend" not in runtime and "psutil" not in runtime  # optional: offline fallback, benchmarks
+
+
+def test_environment_yml_pins_runtime_and_test_packages_as_pyproject():
+    runtime, extras = _pyproject()
+    _, pins = _conda(REPO / "environment.yml")
+    assert pins == _merged(runtime, extras["offline"], extras["bench"], extras["test"])
+
+
+def test_binder_pins_runtime_and_offline_packages_as_pyproject():
+    runtime, extras = _pyproject()
     _, pins = _conda(REPO / "binder" / "environment.yml")
-    assert pins == runtime
+    assert pins == _merged(runtime, extras["offline"])
 
 
 def test_binder_postbuild_installs_the_package_and_start_sets_quick_mode():
@@ -76,3 +99,5 @@ def test_pin_parser_rejects_unpinned_and_duplicates():
     with pytest.raises(AssertionError, match="listed twice"):
         _pins(["tf_keras==1", "tf-keras==1"], "x")
     assert _pins(["Foo.Bar[extra]==1.2"], "x") == {"foo-bar": "1.2"}
+    with pytest.raises(AssertionError, match="numpy is pinned to 1 and 2"):
+        _merged({"numpy": "1"}, {"numpy": "2"})

@@ -8,6 +8,8 @@ import tensorflow as tf
 
 import infernet_tutorial as it
 
+from conftest import small_model, unchanged, weights
+
 D = 2  # latent dimension: small keeps these tests fast
 
 
@@ -20,15 +22,7 @@ def digits(mnist_dir):
 
 @pytest.fixture()
 def model():
-    return it.MLPInferenceNetwork(D, hidden=8), it.BernoulliDecoder(D, hidden=8), it.standard_normal_prior(D)
-
-
-def weights(*parts):
-    return [v.numpy().copy() for p in parts for v in p.trainable_variables]
-
-
-def unchanged(before, *parts):
-    return all(np.array_equal(a, b) for a, b in zip(before, weights(*parts)))
+    return small_model(D)
 
 
 # ---------------------------------------------------------------- families: shape and dtype

@@ -13,10 +13,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from pytest_socket import SocketBlockedError, SocketConnectBlockedError
 
 import infernet_tutorial as it
 from infernet_tutorial import data as data_mod
 from infernet_tutorial.settings import DATA_DIR_ENV
+
+from conftest import assign_weights, small_model, weights
 
 D = 2
 
@@ -28,17 +31,7 @@ def grey(mnist_dir):
 
 
 def fresh_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    return it.MLPInferenceNetwork(D, hidden=16), it.BernoulliDecoder(D, hidden=16), it.standard_normal_prior(D)
-
-
-def values(*parts):
-    return [v.numpy().copy() for p in parts for v in p.trainable_variables]
-
-
-def assign(parts, vals):
-    for v, a in zip([v for p in parts for v in p.trainable_variables], vals):
-        v.assign(a)
+    return small_model(D, hidden=16, seed=seed)
 
 
 def assert_same(a, b, rtol=1e-5):
@@ -52,7 +45,7 @@ def assert_same(a, b, rtol=1e-5):
 
 def test_divergence_stops_at_first_non_finite_elbo_and_keeps_finite_weights(grey):
     enc, dec, prior = fresh_model()
-    init = values(enc, dec)
+    init = weights(enc, dec)
     objective = it.elbo_objective(enc, dec, prior)
     variables = enc.trainable_variables + dec.trainable_variables
     with pytest.warns(it.DivergenceWarning) as record:
@@ -68,14 +61,14 @@ def test_divergence_stops_at_first_non_finite_elbo_and_keeps_finite_weights(grey
     assert f"Training stopped at step {step}" in message and "not finite" in message
     assert "Try a smaller learning rate (this run used 1000; e.g. 100)" in message
     assert "weights of the last finite step are kept" in message
-    kept = values(enc, dec)
+    kept = weights(enc, dec)
     assert all(np.all(np.isfinite(v)) for v in kept)
     # "the last finite weights" are exactly those after the `step` good steps
-    assign((enc, dec), init)
+    assign_weights((enc, dec), init)
     ref = it.fit(objective, variables, grey, steps=step, batch_size=20, binarize=True,
                  optimizer=keras.optimizers.SGD(1e3), progress=False)
     assert ref.diverged_at is None and np.array_equal(ref.elbo, h.elbo[:-1])
-    assert_same(values(enc, dec), kept)
+    assert_same(weights(enc, dec), kept)
 
 
 def _checkpoint_tensors(path):
@@ -141,40 +134,40 @@ def test_ctrl_c_returns_history_and_keeps_last_completed_step(grey, capsys, real
     if real_signal and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         pytest.skip("SIGINT is not Python's default KeyboardInterrupt handler here")
     enc, dec, prior = fresh_model()
-    init = values(enc, dec)
+    init = weights(enc, dec)
     h = it.train(enc, dec, prior, grey, epochs=5, batch_size=20, progress=False, callback=StopAfter(2, real_signal))
     assert h.interrupted and h.diverged_at is None
     assert h.steps == 6 == len(h.elbo) and h.images == 120  # two epochs of three steps completed
     assert np.all(np.isfinite(h.elbo))
     assert h.message == "Interrupted after 6 of 15 steps; the weights of the last completed step are kept."
     assert h.message in capsys.readouterr().out
-    interrupted = values(enc, dec)
-    assign((enc, dec), init)
+    interrupted = weights(enc, dec)
+    assign_weights((enc, dec), init)
     ref = it.train(enc, dec, prior, grey, epochs=2, batch_size=20, progress=False)
     np.testing.assert_array_equal(ref.elbo, h.elbo)
-    assert_same(values(enc, dec), interrupted)
+    assert_same(weights(enc, dec), interrupted)
 
 
 def test_interrupted_and_resumed_run_matches_uninterrupted(grey, tmp_path):
     enc, dec, prior = fresh_model(0)
-    init = values(enc, dec)
+    init = weights(enc, dec)
     ckpt = str(tmp_path / "ckpt")
     first = it.train(enc, dec, prior, grey, epochs=4, batch_size=20, seed=3, progress=False,
                      checkpoint_dir=ckpt, callback=StopAfter(2))
     assert first.interrupted and first.steps == 6
     # a new session: new objects (other initial weights), same folder
     enc2, dec2, prior2 = fresh_model(1)
-    assert not np.array_equal(values(enc2)[0], init[0])
+    assert not np.array_equal(weights(enc2)[0], init[0])
     second = it.train(enc2, dec2, prior2, grey, epochs=4, batch_size=20, seed=3, progress=False, checkpoint_dir=ckpt)
     assert not second.interrupted and second.steps == 12 and len(second.elbo) == 6  # only the missing steps
     # the same run without interruption
     enc3, dec3, prior3 = fresh_model(2)
-    assign((enc3, dec3), init)
+    assign_weights((enc3, dec3), init)
     whole = it.train(enc3, dec3, prior3, grey, epochs=4, batch_size=20, seed=3, progress=False)
     np.testing.assert_allclose(first.elbo, whole.elbo[:6], rtol=1e-5)
     np.testing.assert_allclose(second.elbo, whole.elbo[6:], rtol=1e-5)
     assert second.final_elbo == pytest.approx(np.mean(whole.elbo[6:]), rel=1e-5)
-    assert_same(values(enc2, dec2), values(enc3, dec3))
+    assert_same(weights(enc2, dec2), weights(enc3, dec3))
 
 
 # ---------------------------------------------------------------- damaged or foreign checkpoints
@@ -188,7 +181,7 @@ def test_checkpoint_of_another_model_names_the_folder(grey, tmp_path, caplog, ca
     prior = it.standard_normal_prior(D)
     it.train(conv, dec, prior, grey, epochs=1, batch_size=20, progress=False, checkpoint_dir=folder)
     enc, dec2, _ = fresh_model()
-    before = values(enc, dec2)
+    before = weights(enc, dec2)
     with pytest.raises(ValueError) as info:
         it.train(enc, dec2, prior, grey, epochs=2, batch_size=20, progress=False, checkpoint_dir=folder)
     assert str(info.value) == (
@@ -196,7 +189,7 @@ def test_checkpoint_of_another_model_names_the_folder(grey, tmp_path, caplog, ca
         "variables given to fit are 10). Pass a new checkpoint_dir for this model, or delete that folder to start "
         "this model from scratch."
     )
-    assert_same(values(enc, dec2), before)  # nothing was restored or trained
+    assert_same(weights(enc, dec2), before)  # nothing was restored or trained
     # same number of variables, other shapes (latent dimension 3 instead of 2)
     keras.utils.set_random_seed(0)
     enc3, dec3 = it.MLPInferenceNetwork(3, hidden=16), it.BernoulliDecoder(3, hidden=16)
@@ -219,7 +212,7 @@ def _cut_short(checkpoint_prefix: str) -> None:
 def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(grey, tmp_path):
     folder = str(tmp_path / "ckpt")
     enc, dec, prior = fresh_model(0)
-    init = values(enc, dec)
+    init = weights(enc, dec)
     it.train(enc, dec, prior, grey, epochs=2, batch_size=20, seed=3, progress=False, checkpoint_dir=folder)
     _cut_short(f"{folder}/ckpt-6")
     enc2, dec2, prior2 = fresh_model(1)
@@ -232,10 +225,10 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(grey, tmp_pa
     )
     assert resumed.steps == 12 and len(resumed.elbo) == 9  # steps 3..11, from the good checkpoint
     enc3, dec3, prior3 = fresh_model(2)
-    assign((enc3, dec3), init)
+    assign_weights((enc3, dec3), init)
     whole = it.train(enc3, dec3, prior3, grey, epochs=4, batch_size=20, seed=3, progress=False)
     np.testing.assert_allclose(resumed.elbo, whole.elbo[3:], rtol=1e-5)
-    assert_same(values(enc2, dec2), values(enc3, dec3))
+    assert_same(weights(enc2, dec2), weights(enc3, dec3))
     assert tf.train.latest_checkpoint(folder).endswith("ckpt-12")  # the damaged one was overwritten on the way
 
 
@@ -244,7 +237,7 @@ def test_unreadable_checkpoint_list_resumes_from_the_files(grey, tmp_path):
     checkpoints themselves are still found, and the newest one is resumed."""
     folder = str(tmp_path / "ckpt")
     enc, dec, prior = fresh_model(0)
-    init = values(enc, dec)
+    init = weights(enc, dec)
     it.train(enc, dec, prior, grey, epochs=2, batch_size=20, seed=3, progress=False, checkpoint_dir=folder)
     state = tmp_path / "ckpt" / "checkpoint"
     state.write_text(state.read_text()[:40])
@@ -252,10 +245,10 @@ def test_unreadable_checkpoint_list_resumes_from_the_files(grey, tmp_path):
     enc2, dec2, prior2 = fresh_model(1)
     resumed = it.train(enc2, dec2, prior2, grey, epochs=4, batch_size=20, seed=3, progress=False, checkpoint_dir=folder)
     assert resumed.steps == 12 and len(resumed.elbo) == 6  # from ckpt-6
-    assign((enc, dec), init)
+    assign_weights((enc, dec), init)
     whole = it.train(enc, dec, prior, grey, epochs=4, batch_size=20, seed=3, progress=False)
     np.testing.assert_allclose(resumed.elbo, whole.elbo[6:], rtol=1e-5)
-    assert_same(values(enc2, dec2), values(enc, dec))
+    assert_same(weights(enc2, dec2), weights(enc, dec))
 
 
 def test_no_readable_checkpoint_is_a_clear_error(grey, tmp_path):
@@ -297,7 +290,7 @@ def test_same_seed_same_numbers(grey, mnist_dir):
         enc, dec, prior = fresh_model(0)
         h = it.train(enc, dec, prior, grey, epochs=2, batch_size=20, seed=seed, progress=False)
         result = it.evaluate(x_test, enc, dec, prior, iwae_k=5, seed=seed)
-        runs.append((h.elbo, result["elbo"], result["iwae"], values(enc, dec)))
+        runs.append((h.elbo, result["elbo"], result["iwae"], weights(enc, dec)))
     (e0, t0, w0, v0), (e1, t1, w1, v1) = runs
     np.testing.assert_array_equal(e0, e1)
     np.testing.assert_array_equal(t0, t1)
@@ -356,18 +349,20 @@ def test_evaluate_iwae_uses_chunks(grey):
 
 
 def test_socket_guard_blocks_the_internet():
-    for connect in (lambda s: s.connect(("93.184.216.34", 80)), lambda s: s.connect_ex(("93.184.216.34", 80))):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            with pytest.raises(RuntimeError, match=r"network access blocked during tests: connect to \('93.184.216.34', 80\)"):
-                connect(s)
-    with pytest.raises(RuntimeError, match="network access blocked during tests: name lookup of 'example.com'"):
+    """pytest-socket (``--disable-socket`` in pyproject.toml): no socket, no name lookup, in any test."""
+    with pytest.warns(UserWarning), pytest.raises(SocketBlockedError, match="A test tried to use socket.socket"):
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with pytest.warns(UserWarning), pytest.raises(SocketBlockedError, match="socket.getaddrinfo"):
         socket.getaddrinfo("example.com", 443)
-    with pytest.raises(RuntimeError, match="network access blocked"):
+    with pytest.warns(UserWarning), pytest.raises(SocketBlockedError):
         socket.create_connection(("93.184.216.34", 80), timeout=1)
 
 
-def test_socket_guard_leaves_loopback_open():
-    """Jupyter kernels (nbval, the browser test) talk over 127.0.0.1."""
+@pytest.mark.allow_hosts(["127.0.0.1"])
+def test_loopback_tests_reach_127_0_0_1_only():
+    """The tests marked like this one (conftest.LOOPBACK_TESTS: JupyterLab, TensorFlow workers) talk over 127.0.0.1."""
+    with socket.socket() as s, pytest.warns(UserWarning), pytest.raises(SocketConnectBlockedError, match="93.184.216.34"):
+        s.connect(("93.184.216.34", 80))
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
