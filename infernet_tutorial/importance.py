@@ -22,7 +22,7 @@ import tensorflow_probability as tfp
 
 from .data import NUM_PIXELS
 from .families import check_batch
-from .inference import use_xla
+from .loop import use_xla
 from .models import BernoulliDecoder
 from .objectives import check_binary
 

@@ -128,26 +128,3 @@ def test_device_summary_names_the_device():
     line = it.device_summary()
     assert line.startswith("GPU:") == bool(tf.config.list_physical_devices("GPU"))
     assert "TensorFlow 2.21" in line
-
-
-def test_ctrl_c_right_after_a_compiled_call_counts_its_steps(digits, monkeypatch):
-    """Ctrl-C is delivered when a compiled call returns: the steps it applied must be counted."""
-    from infernet_tutorial import inference
-
-    x, _ = digits
-    real = inference.time.perf_counter
-    calls = {"n": 0}
-
-    def perf_counter():  # call 1: start; per epoch: t0, then dt right after the compiled call returns
-        calls["n"] += 1
-        if calls["n"] == 5:  # just after the second epoch's call returned
-            raise KeyboardInterrupt
-        return real()
-
-    monkeypatch.setattr(inference.time, "perf_counter", perf_counter)
-    enc, dec, prior = it.MLPInferenceNetwork(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
-    h = it.train(enc, dec, prior, x, epochs=5, progress=False)
-    monkeypatch.setattr(inference.time, "perf_counter", real)
-    assert h.interrupted
-    assert h.steps == 20  # two epochs of 10 steps were applied ...
-    assert "after 20 of 50 steps" in h.message
