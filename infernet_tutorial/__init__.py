@@ -1,6 +1,7 @@
 """infernet_tutorial: inference networks (amortized variational inference), taught by running them.
 
     family(x, idx) -> q(z)          LocalFactors | MLPInferenceNetwork | ConvInferenceNetwork | LinearInferenceNetwork
+                                    (GaussianInferenceNetwork: any Keras trunk with the loc and scale heads)
     elbo / iwae_bound               bounds on log p(x), per data point, in nats
     fit(objective, variables, ...)  the one training loop; train / infer_local / evaluate build on it
 
@@ -17,7 +18,10 @@ _EXPORTS = {
     "data": ["Digits", "MNISTDataError", "binarize_once", "load_mnist", "mnist_source"],
     "device": ["device_summary"],
     "flows": ["FlowInferenceNetwork", "LocalFlow", "LocalFullCovGaussian", "flow_distribution"],
-    "families": ["ConvInferenceNetwork", "LinearInferenceNetwork", "LocalFactors", "MLPInferenceNetwork"],
+    "families": [
+        "ConvInferenceNetwork", "Family", "GaussianInferenceNetwork", "LinearInferenceNetwork", "LocalFactors",
+        "MLPInferenceNetwork", "crossover_points", "local_factors_bytes",
+    ],
     "gaps": ["Gaps", "best_local", "decompose", "gap_table", "iwae_log_evidence", "mc_elbo", "quadrature_log_evidence"],
     "importance": ["ImportanceSample", "effective_sample_size", "gaussian_ess_fraction", "importance_sample"],
     "inference": ["DivergenceWarning", "History", "elbo_objective", "evaluate", "fit", "infer_local", "train"],

@@ -12,6 +12,11 @@ import time
 import warnings
 
 PROG = "python -m infernet_tutorial"
+FAMILIES = {  # --family: the family's class in the library (the decoder is conv for the conv network)
+    "local": "LocalFactors",  # one (loc, scale) per training digit
+    "mlp": "MLPInferenceNetwork",  # the reference inference network
+    "conv": "ConvInferenceNetwork",  # a convolutional one
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Inference networks (amortized variational inference) on MNIST.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     tr = sub.add_parser("train", help="train a variational family and a Bernoulli decoder on MNIST")
-    tr.add_argument("--family", choices=["local", "mlp", "conv"], default="mlp",
+    tr.add_argument("--family", choices=list(FAMILIES), default="mlp",
                     help="local: one (loc, scale) per training digit; mlp: the reference inference network; conv: a convolutional one")
     tr.add_argument("--epochs", type=_positive(int), default=30)
     tr.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -72,11 +77,8 @@ def _train(args) -> dict:
     d = args.latent_dim
     prior = it.standard_normal_prior(d)
     decoder = it.BernoulliDecoder(d, kind="conv" if args.family == "conv" else "mlp")
-    family = {
-        "local": lambda: it.LocalFactors(len(x_train), d),
-        "mlp": lambda: it.MLPInferenceNetwork(d),
-        "conv": lambda: it.ConvInferenceNetwork(d),
-    }[args.family]()
+    make = getattr(it, FAMILIES[args.family])
+    family = make(len(x_train), d) if args.family == "local" else make(d)
     print(f"model:  {args.family} family ({family.count_params():,} variational parameters), "
           f"decoder {decoder.count_params():,} parameters, {len(x_train):,} training digits")
     start = time.perf_counter()

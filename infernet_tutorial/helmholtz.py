@@ -18,9 +18,9 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from .checks import check_batch, check_latent_dim
 from .data import NUM_PIXELS
-from .families import check_batch
-from .models import check_latent_dim
+from .models import Trainable
 
 tfd = tfp.distributions
 
@@ -31,7 +31,7 @@ def binary_units(logits: tf.Tensor) -> tfd.Distribution:
 
 
 def bernoulli_prior(latent_dim: int, name: str = "prior") -> tfd.Distribution:
-    """p(z) = prod_j Bernoulli(z_j; sigmoid(b_j)), event shape ``[d]``, with learnable biases b (zeros at first).
+    """p(z) = prod_j Bernoulli(z_j; sigmoid(b_j)), event shape ``[d]``, with learnable biases b (zeros at first; notebook 06).
 
     The biases are a `tf.Variable` inside the distribution: ``prior.trainable_variables`` lists them, so
     the wake phase can fit the prior like the decoder.
@@ -40,8 +40,8 @@ def bernoulli_prior(latent_dim: int, name: str = "prior") -> tfd.Distribution:
     return binary_units(tf.Variable(tf.zeros([latent_dim]), name=f"{name}/logits"))
 
 
-class BernoulliInferenceNetwork:
-    """The recognition network: ``x: [batch, 784]`` -> Dense(hidden, relu) -> Dense(d) logits of q(z | x)."""
+class BernoulliInferenceNetwork(Trainable):
+    """The recognition network (notebook 06): ``x: [batch, 784]`` -> Dense(hidden, relu) -> Dense(d) logits of q(z | x)."""
 
     def __init__(self, latent_dim: int, hidden: int = 256, input_dim: int = NUM_PIXELS):
         check_latent_dim(latent_dim)
@@ -58,9 +58,6 @@ class BernoulliInferenceNetwork:
     @property
     def trainable_variables(self) -> list:
         return list(self.net.trainable_variables)
-
-    def count_params(self) -> int:
-        return int(self.net.count_params())
 
 
 MAX_ENUMERATED_UNITS = 16

@@ -20,18 +20,15 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from .data import NUM_PIXELS
-from .families import check_batch
+from .checks import as_points, check_data, check_positive_int
 from .loop import use_xla
-from .models import BernoulliDecoder
-from .objectives import check_binary
 
 tfd = tfp.distributions
 
 
 @dataclass
 class ImportanceSample:
-    """What `importance_sample` returns, per data point (numpy, nats for logs)."""
+    """What `importance_sample` returns, per data point (numpy, nats for logs; notebook 06)."""
 
     log_evidence: np.ndarray  # [N]   log (1/k) sum_i w_i
     ess: np.ndarray  # [N]            effective sample size, in 1..k
@@ -46,7 +43,7 @@ class ImportanceSample:
 
 
 def effective_sample_size(log_w: tf.Tensor, axis: int = 0) -> tf.Tensor:
-    """(sum w)^2 / sum w^2 from log-weights, computed in log space (no overflow): ``axis`` reduced."""
+    """(sum w)^2 / sum w^2 from log-weights, computed in log space (no overflow): ``axis`` reduced (notebook 06)."""
     return tf.exp(2.0 * tf.reduce_logsumexp(log_w, axis=axis) - tf.reduce_logsumexp(2.0 * log_w, axis=axis))
 
 
@@ -79,21 +76,16 @@ def log_weights(x, q: tfd.Distribution, model, prior: tfd.Distribution, k: int, 
 
 def importance_sample(x, proposal, model, prior: tfd.Distribution, *, k: int = 1000, batch_size: int = 100,
                       chunk: int = 100, seed: int = 0) -> ImportanceSample:
-    """Importance sampling for every point of ``x: [N, D]`` with ``proposal(x, idx) -> q(z | x)`` (a family).
+    """Importance sampling for every point of ``x: [N, D]`` with ``proposal(x, idx) -> q(z | x)`` (a family; notebook 06).
 
     ``model``: z -> p(x | z) (a decoder or `LinearGaussian`). Returns log p(x) estimates, the ESS and
     the self-normalized posterior mean and variance of z (see the module docstring).
     """
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer (the number of importance samples), got {k!r}")
-    if not isinstance(chunk, (int, np.integer)) or chunk < 1 or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"chunk and batch_size must be positive integers, got chunk={chunk!r}, batch_size={batch_size!r}")
-    x = np.asarray(x, np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"importance_sample expects x of shape [N, D], got {list(x.shape)}")
-    if isinstance(model, BernoulliDecoder):
-        check_batch(x, NUM_PIXELS, "importance_sample")
-        check_binary(x, "importance_sample with a Bernoulli decoder")
+    k = check_positive_int(k, "k", " (the number of importance samples)")
+    chunk = check_positive_int(chunk, "chunk", " (samples drawn at a time)")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    x = as_points(x, "importance_sample")
+    check_data(model, x, "importance_sample")
 
     proposal = tf.autograph.experimental.do_not_convert(proposal)  # plain maths: no autograph rewrite of lambdas
 
@@ -115,7 +107,7 @@ def importance_sample(x, proposal, model, prior: tfd.Distribution, *, k: int = 1
 
 
 def gaussian_ess_fraction(target_cov, proposal_cov) -> float:
-    """Limit of ESS / k (k -> infinity) for target N(m, P) and proposal N(m, Q) with the same mean.
+    """Limit of ESS / k (k -> infinity) for target N(m, P) and proposal N(m, Q) with the same mean (notebook 06).
 
     ESS / k -> (E_q w)^2 / E_q w^2 = 1 / E_q[(p/q)^2], and for Gaussians
     E_q[(p/q)^2] = |Q|^(1/2) / (|P| |2 P^{-1} - Q^{-1}|^(1/2)) when 2 P^{-1} - Q^{-1} is positive

@@ -16,16 +16,16 @@ from . import startup  # noqa: F401  (TensorFlow without its start-up lines; fir
 import numpy as np
 import tensorflow as tf
 
-from .checks import check_finite
-from .data import NUM_PIXELS
-from .families import LocalFactors, check_batch
+from .checks import as_points, check_data, check_finite, check_positive_int
+from .families import LocalFactors, check_family_indices
 from .loop import DivergenceWarning, History, Objective, fit, use_xla  # noqa: F401  (re-exported)
-from .models import BernoulliDecoder
-from .objectives import check_binary, elbo, iwae_bound
+from .objectives import check_kl, elbo, iwae_bound
 
 
 def elbo_objective(family, decoder, prior, kl: str = "analytic", num_samples: int = 1) -> Objective:
-    """objective(x, idx, seed) = ELBO of every point of the batch under ``family(x, idx)``: ``[batch]``."""
+    """objective(x, idx, seed) = ELBO of every point of the batch under ``family(x, idx)``: ``[batch]`` (notebook 06)."""
+    check_kl(kl)
+    check_positive_int(num_samples, "num_samples")
 
     def objective(x, idx, seed):
         return elbo(x, family(x, idx), decoder, prior, kl=kl, num_samples=num_samples, seed=seed)
@@ -48,16 +48,16 @@ def train(
     kl: str = "analytic",
     **fit_kwargs,
 ) -> History:
-    """Fit a family (local factors or an inference network) and, unless ``train_decoder=False``, the decoder.
+    """Fit a family (local factors or an inference network) and, unless ``train_decoder=False``, the decoder
+    (notebooks 01 and 02).
 
     x: ``[N, 784] float32``; grey levels with ``binarize=True`` (dynamic binarization), else {0, 1}.
     """
-    check_batch(x, NUM_PIXELS, "train")
+    check_data(decoder, x, "train", binary=False)  # the shape the decoder explains
     check_finite(x)
     if not binarize:
-        check_binary(x)
-    if hasattr(family, "check_indices"):  # LocalFactors: one row per data point, checked before compiling
-        family.check_indices(np.arange(len(x)))
+        check_data(decoder, x, "train")  # and its values: binary pixels for a Bernoulli decoder
+    check_family_indices(family, np.arange(len(x)))  # local factors: one row per data point
     variables = family.trainable_variables + (decoder.trainable_variables if train_decoder else [])
     return fit(
         elbo_objective(family, decoder, prior, kl=kl),
@@ -85,19 +85,14 @@ def infer_local(
     desc: str | None = None,
     **fit_kwargs,
 ) -> tuple[LocalFactors, History]:
-    """Test-time inference for new points with the decoder frozen.
+    """Test-time inference for new points with the decoder frozen (notebooks 01 and 02).
 
     x_new: ``[M, D]`` binary. Creates fresh `LocalFactors(M, d)`, started at the prior
     (``init=None``: local VI from scratch) or at ``init(x_new)`` (an inference network: semi-amortized
     refinement), and takes ``steps`` full-batch Adam steps on their ELBO.
     """
-    x_new = np.asarray(x_new, np.float32)
-    if x_new.ndim != 2:
-        raise ValueError(f"infer_local expects x_new of shape [points, D], got {list(x_new.shape)}")
-    if isinstance(decoder, BernoulliDecoder):
-        check_batch(x_new, NUM_PIXELS, "infer_local")
-        check_finite(x_new, "x_new")
-        check_binary(x_new)
+    x_new = as_points(x_new, "infer_local", "x_new")
+    check_data(decoder, x_new, "infer_local")
     d = int(prior.event_shape[0])
     if init is None:
         factors = LocalFactors(len(x_new), d)
@@ -131,7 +126,7 @@ def evaluate(
     seed: int = 0,
     kl: str = "analytic",
 ) -> dict:
-    """Per-point ELBO (and IWAE bound when ``iwae_k > 0``) over a whole data set, batched.
+    """Per-point ELBO (and IWAE bound when ``iwae_k > 0``) over a whole data set, batched (notebooks 02 and 03).
 
     x: ``[N, D]`` binary for Bernoulli decoders. Returns ``{"elbo": [N], "iwae": [N] or None,
     "mean_elbo": float, "mean_iwae": float or None}`` in nats. ``batch_size``: points per compiled
@@ -139,17 +134,15 @@ def evaluate(
     ``kl="mc"``: Monte Carlo KL from the same ``num_samples`` samples, for families without an analytic
     KL to the prior (flows, full-covariance Gaussians).
     """
-    batch_size = batch_size or (100 if iwae_k else 500)
-    x = np.asarray(x, np.float32)
-    if isinstance(decoder, BernoulliDecoder):
-        check_batch(x, NUM_PIXELS, "evaluate")
-        check_binary(x)
+    batch_size = check_positive_int(batch_size or (100 if iwae_k else 500), "batch_size")
+    check_kl(kl)
+    x = as_points(x, "evaluate")
+    check_data(decoder, x, "evaluate")
     n = len(x)
     idx = np.arange(n) if idx is None else np.asarray(idx)
     if len(idx) != n:
         raise ValueError(f"evaluate got {n} data points but {len(idx)} indices; they must match")
-    if hasattr(family, "check_indices"):
-        family.check_indices(idx)
+    check_family_indices(family, idx)
 
     @tf.function(jit_compile=use_xla())
     def batch_bounds(xb, ib, s):

@@ -25,19 +25,20 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from .families import check_batch, check_index_range
+from .checks import check_batch, check_index_range, check_positive_int
+from .families import check_family_indices
 from .inference import fit
+from .models import Trainable
 
 tfd = tfp.distributions
 
 
 def _check_components(k) -> None:
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 2:
-        raise ValueError(f"num_components must be an integer >= 2, got {k!r}")
+    check_positive_int(k, "num_components", minimum=2)
 
 
-class BernoulliMixture:
-    """p(c) p(x | c): K product-Bernoulli components over ``data_dim`` binary pixels.
+class BernoulliMixture(Trainable):
+    """p(c) p(x | c): K product-Bernoulli components over ``data_dim`` binary pixels (notebook 04).
 
     Parameters: mixing logits ``[K]`` and pixel logits ``[K, D]``. ``init_data`` (``[n, D]`` in
     [0, 1], n >= K) starts each component at a random data point shrunk towards the data mean,
@@ -103,21 +104,16 @@ class BernoulliMixture:
     def trainable_variables(self) -> list:
         return [self.mixing_logits, self.pixel_logits]
 
-    def count_params(self) -> int:
-        return self.num_components * (self.data_dim + 1)
 
-
-class LocalCategorical:
-    """Local VI for cluster assignments: one logits vector ``[K]`` per data point, looked up by ``idx``.
+class LocalCategorical(Trainable):
+    """Local VI for cluster assignments (notebook 04): one logits vector ``[K]`` per data point, looked up by ``idx``.
 
     Starts uniform (all logits 0) unless ``logits`` ``[N, K]`` is given. N K parameters.
     """
 
     def __init__(self, num_points: int, num_components: int, logits=None, name: str = "local_categorical"):
         _check_components(num_components)
-        if not isinstance(num_points, (int, np.integer)) or num_points <= 0:
-            raise ValueError(f"num_points must be a positive integer, got {num_points!r}")
-        self.num_points, self.num_components = int(num_points), int(num_components)
+        self.num_points, self.num_components = check_positive_int(num_points, "num_points"), int(num_components)
         shape = (self.num_points, self.num_components)
         init = np.zeros(shape, np.float32) if logits is None else np.asarray(logits, np.float32)
         if init.shape != shape:
@@ -144,19 +140,23 @@ class LocalCategorical:
         if idx.shape.rank != 1 or not idx.dtype.is_integer:
             raise ValueError(f"LocalCategorical expects integer idx of shape [batch], got {idx.dtype.name} {idx.shape.as_list()}")
         if tf.executing_eagerly():
-            check_index_range(idx, self.num_points, "LocalCategorical")
+            self.check_indices(idx)
         return tfd.Categorical(logits=tf.gather(self.logits, idx))
+
+    def check_indices(self, idx) -> None:
+        """Raise ValueError unless every index is in 0..num_points-1 (eager values only)."""
+        check_index_range(
+            idx, self.num_points, "LocalCategorical",
+            f" (these factors hold {self.num_points} points; create LocalCategorical(len(x), {self.num_components}))",
+        )
 
     @property
     def trainable_variables(self) -> list:
         return [self.logits]
 
-    def count_params(self) -> int:
-        return self.num_points * self.num_components
 
-
-class CategoricalInferenceNetwork:
-    """An inference network for cluster assignments: x -> Dense(hidden, relu) -> Dense(K) logits of q(c | x)."""
+class CategoricalInferenceNetwork(Trainable):
+    """An inference network for cluster assignments (notebook 04): x -> Dense(hidden, relu) -> Dense(K) logits of q(c | x)."""
 
     def __init__(self, num_components: int, hidden: int = 64, input_dim: int = 784):
         _check_components(num_components)
@@ -177,12 +177,9 @@ class CategoricalInferenceNetwork:
     def trainable_variables(self) -> list:
         return [*self.hidden.trainable_variables, *self.out.trainable_variables]
 
-    def count_params(self) -> int:
-        return int(self.hidden.count_params() + self.out.count_params())
-
 
 def mixture_elbo(x, q: tfd.Categorical, model: BernoulliMixture) -> tf.Tensor:
-    """Exact ELBO by summing over the K clusters: sum_k q_k log p(x, k) + H(q): ``[b]`` nats."""
+    """Exact ELBO by summing over the K clusters (notebook 04): sum_k q_k log p(x, k) + H(q): ``[b]`` nats."""
     log_joint = model.log_joint(x)  # [b, K]
     log_q = tf.nn.log_softmax(q.logits_parameter())  # finite even where q_k underflows to 0
     if log_q.shape[-1] != log_joint.shape[-1]:
@@ -205,12 +202,16 @@ def mixture_objective(family, model: BernoulliMixture):
 
 
 def fit_mixture(family, model: BernoulliMixture, x, *, train_model: bool = True, train_family: bool = True, **fit_kwargs):
-    """Maximize the exact ELBO with `inference.fit` (give ``epochs=`` or ``steps=``; other keywords go to fit).
+    """Maximize the exact ELBO with `fit` (notebook 04; give ``epochs=`` or ``steps=``; other keywords go to fit).
+
+    ``x: [N, D]`` in {0, 1}; a local family (`LocalCategorical`) must hold exactly N rows (checked first).
 
     ``family``: `LocalCategorical`, `CategoricalInferenceNetwork` or ``model.posterior`` (then the ELBO equals
     log p(x) and this is maximum likelihood). ``train_model=False`` freezes the mixture and fits
     only the family's variables.
     """
+    check_batch(x, model.data_dim, "fit_mixture")
+    check_family_indices(family, np.arange(len(x)))  # local factors: one row per data point, checked before compiling
     variables = list(getattr(family, "trainable_variables", [])) if train_family else []
     if train_model:
         variables += model.trainable_variables
@@ -220,7 +221,7 @@ def fit_mixture(family, model: BernoulliMixture, x, *, train_model: bool = True,
 
 
 def cluster_purity(assignments, labels) -> float:
-    """Fraction of points whose label is the most common label of their cluster (1.0 = pure clusters)."""
+    """(notebook 04) Fraction of points whose label is the most common label of their cluster (1.0 = pure clusters)."""
     assignments, labels = np.asarray(assignments), np.asarray(labels)
     if assignments.shape != labels.shape or assignments.ndim != 1:
         raise ValueError(f"assignments and labels must be 1-D of equal length, got {assignments.shape} and {labels.shape}")

@@ -14,20 +14,31 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from .checks import check_batch, check_binary, check_latent_dim
 from .data import NUM_PIXELS
 
 tfd = tfp.distributions
 
 
 def standard_normal_prior(latent_dim: int) -> tfd.Distribution:
-    """p(z) = N(0, I): batch shape [], event shape [latent_dim]."""
+    """p(z) = N(0, I): batch shape [], event shape [latent_dim] (notebook 01)."""
     check_latent_dim(latent_dim)
     return tfd.Independent(tfd.Normal(tf.zeros(latent_dim), tf.ones(latent_dim)), reinterpreted_batch_ndims=1)
 
 
-def check_latent_dim(latent_dim) -> None:
-    if not isinstance(latent_dim, (int, np.integer)) or isinstance(latent_dim, bool) or latent_dim <= 0:
-        raise ValueError(f"latent_dim must be a positive integer (e.g. 10), got {latent_dim!r}")
+class Trainable:
+    """Something with ``trainable_variables`` (a family, a decoder, a mixture): counts its parameters one way."""
+
+    trainable_variables: list
+
+    def count_params(self) -> int:
+        """Number of trainable numbers (float32 each): the sum of the variables' sizes."""
+        return count_params(self.trainable_variables)
+
+
+def count_params(variables) -> int:
+    """Sum of the sizes of ``variables`` (anything with a ``shape``)."""
+    return int(sum(int(np.prod(v.shape)) for v in variables))
 
 
 def _mlp_decoder_net(latent_dim: int, hidden: int) -> keras.Sequential:
@@ -52,11 +63,12 @@ def _conv_decoder_net(latent_dim: int) -> keras.Sequential:
     )
 
 
-class BernoulliDecoder:
-    """p(x | z): ``z: [..., d]`` -> Independent Bernoulli over ``x: [..., 784]``.
+class BernoulliDecoder(Trainable):
+    """p(x | z): ``z: [..., d]`` -> Independent Bernoulli over ``x: [..., 784]`` (notebooks 01 and 03).
 
     ``kind="mlp"``: Dense(hidden, relu) -> Dense(784) logits (the reference decoder, 10-256-784).
     ``kind="conv"``: Dense -> two transposed convolutions -> 28x28 logits.
+    `check_data` is the decoder's own check of the data it is asked to explain: binary 784-pixel images.
     """
 
     def __init__(self, latent_dim: int = 10, hidden: int = 256, kind: str = "mlp"):
@@ -81,16 +93,21 @@ class BernoulliDecoder:
     def __call__(self, z: tf.Tensor) -> tfd.Distribution:
         return tfd.Independent(tfd.Bernoulli(logits=self.logits(z), dtype=tf.float32), reinterpreted_batch_ndims=1)
 
+    def check_data(self, x, who: str, binary: bool = True) -> None:
+        """``x: [batch, 784]`` and, for eager values with ``binary``, every pixel 0 or 1; else a ValueError
+        naming ``who`` and the fix. The shape is checked statically (also while tracing), the values only
+        eagerly (inside a compiled loop the data were checked before training started)."""
+        check_batch(x, NUM_PIXELS, who, " for a Bernoulli decoder")
+        if binary and tf.executing_eagerly():
+            check_binary(x, who=f"{who} with a Bernoulli decoder")
+
     @property
     def trainable_variables(self) -> list:
         return list(self.net.trainable_variables)
 
-    def count_params(self) -> int:
-        return int(self.net.count_params())
-
 
 class LinearGaussian:
-    """Probabilistic PCA: z ~ N(0, I_d), x | z ~ N(W z + b, sigma^2 I_D).
+    """Probabilistic PCA: z ~ N(0, I_d), x | z ~ N(W z + b, sigma^2 I_D) (notebooks 04 and 06).
 
     Exact marginal: p(x) = N(b, W W^T + sigma^2 I). Exact posterior: N(m(x), S) with
     S = (I + W^T W / sigma^2)^{-1}, m(x) = S W^T (x - b) / sigma^2. With orthogonal columns of W
@@ -157,6 +174,10 @@ class LinearGaussian:
             return tf.linalg.diag_part(S)
         raise ValueError(f"divergence must be 'kl_qp' or 'kl_pq', got {divergence!r}")
 
+    def check_data(self, x, who: str, binary: bool = True) -> None:
+        """``x: [batch, D]`` float (static check; any real values)."""
+        check_batch(x, self.data_dim, who)
+
     def __call__(self, z: tf.Tensor) -> tfd.Distribution:
         """p(x | z): ``z: [..., d]`` -> Independent Normal over ``x: [..., D]``."""
         loc = tf.linalg.matvec(self.W, tf.convert_to_tensor(z, tf.float32)) + self.b
@@ -201,8 +222,4 @@ class LinearGaussian:
             tf.reduce_sum(self.W**2, axis=0) * s**2, axis=-1
         ) / (2 * self.sigma**2)
         return expected_ll - q.kl_divergence(self.prior)
-
-    @property
-    def num_params(self) -> int:
-        return int(self.data_dim * self.latent_dim + self.data_dim + 1)
 

@@ -6,6 +6,7 @@
 ELBO = IWAE_1 <= IWAE_k <= IWAE_{k+1} (in expectation), and IWAE_k -> log p(x) as k grows
 (Burda et al. 2016). Every function takes the variational distribution ``q`` (any family's
 output), a ``decoder`` z -> p(x | z) and a ``prior`` p(z); none of them asks what produced q.
+Taught in notebooks 01 (ELBO) and 03 (IWAE).
 """
 from __future__ import annotations
 
@@ -15,19 +16,24 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from .data import NUM_PIXELS
+from .checks import check_binary, check_data, check_positive_int
 
 tfd = tfp.distributions
 
 KL_CHOICES = ("analytic", "mc")
+__all__ = ["KL_CHOICES", "check_binary", "check_inputs", "check_kl", "elbo", "iwae_bound"]  # check_binary: re-exported
+
+
+def check_kl(kl: str) -> None:
+    """``kl`` names how the ELBO's KL term is computed: one of `KL_CHOICES`."""
+    if kl not in KL_CHOICES:
+        raise ValueError(f"kl must be one of {KL_CHOICES}, got {kl!r}")
 
 
 def check_inputs(x, q: tfd.Distribution, decoder, who: str) -> None:
-    """Cheap checks before any sampling: ``x: [b, D]`` matches ``q``'s batch and is binary for a
-    Bernoulli decoder. Shape checks are static (also inside `tf.function`); the value check runs
-    only eagerly (inside a compiled loop the data were checked before training started)."""
-    from .models import BernoulliDecoder  # local import: models does not depend on objectives
-
+    """Cheap checks before any sampling: ``x: [b, D]`` matches ``q``'s batch, and the decoder's own
+    `check_data` (a Bernoulli decoder: 784 binary pixels). Shape checks are static (also inside
+    `tf.function`); value checks run only eagerly (in a compiled loop the data were checked before)."""
     shape = tuple(getattr(x, "shape", np.shape(x)))
     if len(shape) < 1:
         raise ValueError(f"{who} expects x of shape [batch, D], got a scalar")
@@ -36,25 +42,7 @@ def check_inputs(x, q: tfd.Distribution, decoder, who: str) -> None:
         raise ValueError(
             f"{who} got {shape[0]} data points but q describes {batch[-1]}; build q from the same batch, e.g. q = family(x, idx)"
         )
-    if isinstance(decoder, BernoulliDecoder):
-        if len(shape) >= 1 and shape[-1] is not None and shape[-1] != NUM_PIXELS:
-            hint = " (flatten 28x28 images with x.reshape(-1, 784))" if len(shape) >= 2 and shape[-2:] == (28, 28) else ""
-            raise ValueError(f"{who} expects x of shape [batch, {NUM_PIXELS}] for a Bernoulli decoder, got {list(shape)}{hint}")
-        if tf.executing_eagerly():
-            check_binary(x, who=f"{who} with a Bernoulli decoder")
-
-
-def check_binary(x, who: str = "A Bernoulli likelihood") -> None:
-    """Raise ValueError unless every value of ``x`` is 0 or 1 (eager values only)."""
-    arr = np.asarray(x)
-    bad = ~((arr == 0) | (arr == 1))
-    if bad.any():
-        example = arr[bad].flat[0]
-        where = "outside [0, 1]" if ((arr < 0) | (arr > 1)).any() else "grey levels"
-        raise ValueError(
-            f"{who} needs binary pixels (0 or 1), but {int(bad.sum())} values are not ({where}, e.g. {example:g}). "
-            "Use load_mnist(binarize='static' or 'sample'), or binarize=True in fit/train for grey levels in [0, 1]."
-        )
+    check_data(decoder, x, who)
 
 
 def _seed(seed):
@@ -67,15 +55,13 @@ def _seed(seed):
 
 
 def elbo(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, kl: str = "analytic", num_samples: int = 1, seed=None) -> tf.Tensor:
-    """Monte Carlo ELBO per data point: ``x: [b, D]`` -> ``[b]`` nats.
+    """Monte Carlo ELBO per data point (notebook 01): ``x: [b, D]`` -> ``[b]`` nats.
 
     kl="analytic": E_q[log p(x|z)] by ``num_samples`` reparameterized samples, KL(q || p) exactly.
     kl="mc": E_q[log p(x|z) + log p(z) - log q(z)] by the same samples (any q, any prior).
     """
-    if kl not in KL_CHOICES:
-        raise ValueError(f"kl must be one of {KL_CHOICES}, got {kl!r}")
-    if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+    check_kl(kl)
+    check_positive_int(num_samples, "num_samples")
     check_inputs(x, q, decoder, "elbo")
     z = q.sample(num_samples, seed=_seed(seed))  # [S, b, d]
     log_lik = decoder(z).log_prob(x)  # [S, b]
@@ -85,13 +71,13 @@ def elbo(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, kl: str = "an
 
 
 def iwae_bound(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, k: int = 100, chunk: int = 100, seed=None) -> tf.Tensor:
-    """Importance weighted bound with ``k`` samples per point: ``x: [b, D]`` -> ``[b]`` nats.
+    """Importance weighted bound with ``k`` samples per point (notebooks 02 and 03): ``x: [b, D]`` -> ``[b]`` nats.
 
     Samples are drawn ``chunk`` at a time and combined with a running log-sum-exp, so memory is
-    that of ``chunk`` samples (k=1000 on a batch of 100 digits needs ~30 MB, not ~300 MB).
+    that of ``chunk`` samples, not ``k``.
     """
-    if k < 1 or chunk < 1:
-        raise ValueError(f"k and chunk must be >= 1, got k={k}, chunk={chunk}")
+    check_positive_int(k, "k", " (the number of importance samples)")
+    check_positive_int(chunk, "chunk", " (samples drawn at a time)")
     check_inputs(x, q, decoder, "iwae_bound")
     seed = _seed(seed)
 
@@ -102,7 +88,7 @@ def iwae_bound(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, k: int 
         return tf.reduce_logsumexp(log_w, axis=0)
 
     def add(total, part):
-        return part if total is None else tf.reduce_logsumexp(tf.stack([total, part]), axis=0)
+        return part if total is None else tfp.math.log_add_exp(total, part)
 
     full, rest = divmod(int(k), int(chunk))
     if tf.executing_eagerly() or full <= 2:

@@ -10,7 +10,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-IMAGE_SIDE = 28
+from .data import IMAGE_SIDE, NUM_PIXELS
 
 
 def _axes(ax, figsize=(5, 3.5)):
@@ -20,9 +20,9 @@ def _axes(ax, figsize=(5, 3.5)):
 
 
 def image_grid(images, ncols: int = 10, ax=None, title: str | None = None, cmap: str = "gray_r"):
-    """Show ``images: [n, 784]`` (values in [0, 1]) as one grid image, ``ncols`` per row."""
+    """Show ``images: [n, 784]`` (values in [0, 1]) as one grid image, ``ncols`` per row (notebooks 03, 04, 06)."""
     images = np.asarray(images, np.float32)
-    if images.ndim != 2 or images.shape[1] != IMAGE_SIDE * IMAGE_SIDE:
+    if images.ndim != 2 or images.shape[1] != NUM_PIXELS:
         raise ValueError(f"image_grid expects images of shape [n, 784], got {list(images.shape)}")
     if len(images) == 0:
         raise ValueError("image_grid got no images")
@@ -43,7 +43,7 @@ def image_grid(images, ncols: int = 10, ax=None, title: str | None = None, cmap:
 
 
 def bytes_vs_n(ns, local_bytes, encoder_bytes: float, ax=None):
-    """Memory of the variational parameters against the number of data points N (log-log)."""
+    """Memory of the variational parameters against the number of data points N (log-log) (notebook 01)."""
     ns, local_bytes = np.asarray(ns, float), np.asarray(local_bytes, float)
     if ns.shape != local_bytes.shape or ns.ndim != 1:
         raise ValueError(f"ns and local_bytes must be 1-D of equal length, got {ns.shape} and {local_bytes.shape}")
@@ -58,7 +58,7 @@ def bytes_vs_n(ns, local_bytes, encoder_bytes: float, ax=None):
 
 
 def elbo_curve(elbo, ax=None, label: str | None = None, smooth: int = 1, title: str | None = None, xlabel: str = "optimization step"):
-    """ELBO (nats) against step; ``smooth > 1`` draws a running mean over that many steps."""
+    """ELBO (nats) against step; ``smooth > 1`` draws a running mean over that many steps (notebooks 01, 02, 06)."""
     elbo = np.asarray(getattr(elbo, "elbo", elbo), float)
     if elbo.ndim != 1 or len(elbo) == 0:
         raise ValueError(f"elbo_curve expects a non-empty 1-D array (or a History), got shape {elbo.shape}")
@@ -78,34 +78,8 @@ def elbo_curve(elbo, ax=None, label: str | None = None, smooth: int = 1, title: 
     return ax
 
 
-def gap_vs_steps(steps, refined, encoder_elbo: float, local_optimum: float | None = None, scratch=None, ax=None):
-    """Semi-amortized refinement: ELBO after K steps from the encoder's output (and from the prior).
-
-    ``refined[i]``: mean ELBO after ``steps[i]`` steps started at the encoder; ``scratch``: the same
-    started at the prior; horizontal lines at the encoder's ELBO and the best local ELBO found.
-    """
-    steps, refined = np.asarray(steps, float), np.asarray(refined, float)
-    if steps.shape != refined.shape or steps.ndim != 1:
-        raise ValueError(f"steps and refined must be 1-D of equal length, got {steps.shape} and {refined.shape}")
-    ax = _axes(ax, figsize=(6, 4))
-    ax.plot(steps, refined, "o-", label="local factors started at the network (semi-amortized)")
-    if scratch is not None:
-        scratch = np.asarray(scratch, float)
-        if scratch.shape != steps.shape:
-            raise ValueError(f"scratch must have the shape of steps {steps.shape}, got {scratch.shape}")
-        ax.plot(steps, scratch, "^-", label="local factors started at the prior")
-    ax.axhline(encoder_elbo, color="k", ls="--", label="inference network (K = 0)")
-    if local_optimum is not None:
-        ax.axhline(local_optimum, color="C3", ls=":", label="best local factors found")
-    ax.set_xlabel("refinement steps K (Adam, decoder frozen)")
-    ax.set_ylabel("test ELBO (nats per digit)")
-    ax.set_title("Amortization gap")
-    ax.legend(fontsize=8)
-    return ax
-
-
 def latent_map(z, labels, ax=None, title: str = "2-D latent map (inference network means)"):
-    """Scatter ``z: [n, 2]`` coloured by ``labels: [n]`` (digit classes)."""
+    """Scatter ``z: [n, 2]`` coloured by ``labels: [n]`` (digit classes) (notebook 03)."""
     z, labels = np.asarray(z, float), np.asarray(labels)
     if z.ndim != 2 or z.shape[1] != 2:
         raise ValueError(f"latent_map expects z of shape [n, 2], got {list(z.shape)}")
@@ -121,7 +95,7 @@ def latent_map(z, labels, ax=None, title: str = "2-D latent map (inference netwo
 
 
 def parity(exact, learned, ax=None, xlabel: str = "exact posterior", ylabel: str = "inference network", title: str | None = None):
-    """Learned against exact values, with the line y = x (what a perfect inference network hits)."""
+    """Learned against exact values, with the line y = x (what a perfect inference network hits) (notebook 04)."""
     exact, learned = np.ravel(np.asarray(exact, float)), np.ravel(np.asarray(learned, float))
     if exact.shape != learned.shape:
         raise ValueError(f"exact and learned must have the same number of values, got {exact.size} and {learned.size}")
@@ -137,23 +111,8 @@ def parity(exact, learned, ax=None, xlabel: str = "exact posterior", ylabel: str
     return ax
 
 
-def bars(names: Sequence[str], values, ax=None, ylabel: str = "", title: str | None = None, fmt: str = "{:,.1f}"):
-    """A labelled bar chart (e.g. test ELBO of two encoders); each bar is annotated with its value."""
-    values = np.asarray(values, float)
-    if len(names) != len(values):
-        raise ValueError(f"bars got {len(names)} names but {len(values)} values")
-    ax = _axes(ax, figsize=(4, 3))
-    drawn = ax.bar(list(names), values, color=[f"C{i}" for i in range(len(values))])
-    for bar, v in zip(drawn, values):
-        ax.annotate(fmt.format(v), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    return ax
-
-
 def posterior_2d(z1, z2, density, gaussians: dict | None = None, ax=None, title: str | None = None):
-    """Contours of a 2-D posterior ``density: [len(z2), len(z1)]`` with Gaussian q's drawn over it.
+    """Contours of a 2-D posterior ``density: [len(z2), len(z1)]`` with Gaussian q's drawn over it (notebooks 02 and 05).
 
     ``gaussians``: {label: (loc [2], scale [2])}, each drawn as its 1- and 2-standard-deviation
     ellipses (axis-aligned: a diagonal Gaussian) and a cross at its mean.
@@ -180,7 +139,7 @@ def posterior_2d(z1, z2, density, gaussians: dict | None = None, ax=None, title:
 
 
 def dots(names: Sequence[str], values, errors=None, ax=None, xlabel: str = "", title: str | None = None, fmt: str = "{:,.2f}"):
-    """A dot plot: one labelled row per name, the value as a dot (± ``errors`` as a bar), annotated.
+    """A dot plot: one labelled row per name, the value as a dot (± ``errors`` as a bar), annotated (notebook 03).
 
     For values where a bar's length means nothing (e.g. negative log-likelihoods): only positions
     are compared, on one shared x axis. ``errors``: half-widths (e.g. two standard errors) or None.
@@ -207,7 +166,7 @@ def dots(names: Sequence[str], values, errors=None, ax=None, xlabel: str = "", t
 
 
 def refinement_curves(curves: dict, ax=None, ylabel: str = "mean gap log p(x) − ELBO (nats)", title: str | None = None, logy: bool = True):
-    """Test-time refinement from several starts: ``curves = {label: values [K_max + 1]}``, value after K steps.
+    """Test-time refinement from several starts: ``curves = {label: values [K_max + 1]}``, value after K steps (notebook 04).
 
     The x axis is K on a symlog scale (linear from 0 to 1, logarithmic beyond), so K = 0 (the start
     itself) and the first few steps are visible next to the hundreds that follow.

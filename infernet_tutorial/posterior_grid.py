@@ -24,7 +24,7 @@ import tensorflow as tf
 
 @dataclass
 class GridPosterior:
-    """p(x, z) of one data point on a regular grid of z = (z1[j], z2[i])."""
+    """p(x, z) of one data point on a regular grid of z = (z1[j], z2[i]) (notebooks 02 and 05)."""
 
     z1: np.ndarray  # [n] grid points of the first latent coordinate
     z2: np.ndarray  # [n] grid points of the second
@@ -78,7 +78,7 @@ def log_joint_on_grid(x, decoder, prior, z1: np.ndarray, z2: np.ndarray, chunk: 
 
 
 def posterior_on_grid(x, decoder, prior, *, limit: float = 6.0, n: int = 241, tail: float = 1e-9) -> GridPosterior:
-    """The exact posterior of one data point ``x: [D]`` of a model with ``prior`` event shape [2].
+    """The exact posterior of one data point ``x: [D]`` of a model with ``prior`` event shape [2] (notebooks 02 and 05).
 
     Pass 1: an ``n`` x ``n`` grid over [-limit, limit]^2, widened (x1.5, up to four times) while
     posterior density above ``tail`` times its maximum touches the border. Pass 2: an ``n`` x ``n``

@@ -12,7 +12,7 @@ QUICK_ENV = "INFERNET_QUICK"
 
 
 def quick_mode() -> bool:
-    """True when ``INFERNET_QUICK`` is set to 1/true/yes (case-insensitive)."""
+    """True when ``INFERNET_QUICK`` is set to 1/true/yes (case-insensitive); every notebook's setup cell asks."""
     return os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
@@ -22,7 +22,7 @@ def pick(full, quick):
 
 
 def set_random_seed(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``): a rerun gives the same numbers.
+    """Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``): a rerun gives the same numbers (every notebook's setup cell).
 
     Imports TensorFlow through the library, so its start-up notices stay filtered (see `startup`).
     """

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from . import startup  # noqa: F401  (TensorFlow without its start-up lines; first)
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from .families import LocalFactors
+from .checks import check_positive_int
+from .families import IndexedFamily
 
 tfd = tfp.distributions
 
@@ -45,7 +45,7 @@ def _fold(seed, i: int) -> tf.Tensor:
 
 
 def _check_amortized(family, who: str) -> None:
-    if isinstance(family, LocalFactors):
+    if isinstance(family, IndexedFamily):  # its rows are looked up by index
         raise ValueError(
             f"{who} trains q on dreamed data points, which have no index in the data set; "
             "use an inference network (e.g. MLPInferenceNetwork or LinearInferenceNetwork), not LocalFactors"
@@ -64,7 +64,7 @@ def _batch_size(x):
 
 
 def sleep_objective(family, decoder, prior: tfd.Distribution):
-    """objective(x, idx, seed) = log q(z_n | x_n) at dreams (z_n, x_n) ~ p(z) p(x | z): ``[batch]`` nats.
+    """objective(x, idx, seed) = log q(z_n | x_n) at dreams (z_n, x_n) ~ p(z) p(x | z): ``[batch]`` nats (notebook 06).
 
     The batch ``x`` supplies only its size. In expectation this is
     -E_p(x)[KL(p(z | x) || q(z | x))] - E_p(x)[H(p(z | x))], so maximizing it over q's variables
@@ -87,7 +87,7 @@ def _wake_terms(x, q, decoder, prior, seed):
 
 
 def wake_objective(family, decoder, prior: tfd.Distribution):
-    """objective(x, idx, seed): value = one-sample ELBO estimate log p(x, z) - log q(z | x), z ~ q(z | x);
+    """objective(x, idx, seed) (notebook 06): value = one-sample ELBO estimate log p(x, z) - log q(z | x), z ~ q(z | x);
     gradient = that of log p(x | z) + log p(z) at the fixed z (the decoder's wake update; none for q)."""
 
     def objective(x, idx, seed):
@@ -98,7 +98,7 @@ def wake_objective(family, decoder, prior: tfd.Distribution):
 
 
 def wake_sleep_objective(family, decoder, prior: tfd.Distribution):
-    """Wake-sleep in one objective (Hinton et al. 1995): optimize over family + decoder variables.
+    """Wake-sleep in one objective (Hinton et al. 1995; notebook 06): optimize over family + decoder variables.
 
     value = one-sample ELBO estimate on the real batch (as `wake_objective`);
     gradient = wake term (decoder: log p(x | z) + log p(z), z ~ q(z | x) fixed)
@@ -114,7 +114,7 @@ def wake_sleep_objective(family, decoder, prior: tfd.Distribution):
 
 
 def rws_objective(family, decoder, prior: tfd.Distribution, k: int = 5, q_update: str = "wake"):
-    """Reweighted wake-sleep (Bornschein & Bengio 2015): optimize over family + decoder variables.
+    """Reweighted wake-sleep (Bornschein & Bengio 2015; notebook 06): optimize over family + decoder variables.
 
     z_1..z_k ~ q(z | x) held fixed, log w_i = log p(x, z_i) - log q(z_i | x), normalized weights
     w~_i = softmax(log w)_i held fixed. value = mean_i log w_i (a k-sample ELBO estimate);
@@ -122,15 +122,14 @@ def rws_objective(family, decoder, prior: tfd.Distribution, k: int = 5, q_update
              + q's update: ``"wake"``: sum_i w~_i grad log q(z_i | x) (KL(p(z|x) || q) on real x),
                ``"sleep"``: the sleep term, ``"both"``: their average (the paper's wake+sleep q update).
     """
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer (the number of importance samples), got {k!r}")
+    k = check_positive_int(k, "k", " (the number of importance samples)")
     if q_update not in Q_UPDATES:
         raise ValueError(f"q_update must be one of {Q_UPDATES}, got {q_update!r}")
     sleep = sleep_objective(family, decoder, prior) if q_update != "wake" else None
 
     def objective(x, idx, seed):
         q = family(x, idx)
-        z = tf.stop_gradient(q.sample(int(k), seed=_fold(seed, 3)))  # [k, b, d]
+        z = tf.stop_gradient(q.sample(k, seed=_fold(seed, 3)))  # [k, b, d]
         log_joint = decoder(z).log_prob(x) + prior.log_prob(z)  # [k, b]
         log_q = q.log_prob(z)  # [k, b]
         log_w = tf.stop_gradient(log_joint - log_q)

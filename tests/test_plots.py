@@ -54,16 +54,6 @@ def test_elbo_curve_smooths_and_accepts_a_history():
         plots.elbo_curve(np.zeros((2, 2)))
 
 
-def test_gap_vs_steps_lines():
-    ax = plots.gap_vs_steps([0, 10, 100], [-110, -108, -107.5], -110, local_optimum=-107.2, scratch=[-300, -200, -130])
-    ys = [tuple(np.ravel(line.get_ydata())) for line in ax.get_lines()]
-    assert (-110.0, -108.0, -107.5) in ys and (-300.0, -200.0, -130.0) in ys
-    assert (-110.0, -110.0) in ys and (-107.2, -107.2) in ys
-    assert "K" in ax.get_xlabel() and "ELBO" in ax.get_ylabel()
-    with pytest.raises(ValueError, match="scratch must have the shape"):
-        plots.gap_vs_steps([0, 1], [1, 2], 0.0, scratch=[1.0])
-
-
 def test_latent_map_colours_by_label():
     z = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
     ax = plots.latent_map(z, np.array([0, 7, 9]))
@@ -77,7 +67,7 @@ def test_latent_map_colours_by_label():
         plots.latent_map(z, np.zeros(2))
 
 
-def test_parity_and_bars():
+def test_parity():
     ax = plots.parity([1.0, 2.0], [1.1, 1.9], xlabel="exact", ylabel="learned")
     diag, pts = ax.get_lines()
     np.testing.assert_allclose(diag.get_xdata(), [1.0, 2.0])
@@ -85,11 +75,6 @@ def test_parity_and_bars():
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("exact", "learned")
     with pytest.raises(ValueError, match="same number of values"):
         plots.parity([1.0], [1.0, 2.0])
-    ax = plots.bars(["mlp", "conv"], [-110.5, -104.25], ylabel="test ELBO", fmt="{:.2f}")
-    assert [p.get_height() for p in ax.patches] == [-110.5, -104.25]
-    assert [t.get_text() for t in ax.texts] == ["-110.50", "-104.25"]
-    with pytest.raises(ValueError, match="2 names but 1 values"):
-        plots.bars(["a", "b"], [1.0])
 
 
 def test_posterior_2d_draws_contours_and_two_ellipses_per_gaussian():
