@@ -325,7 +325,7 @@ def test_amortization_explorer_in_jupyterlab(lab, page):
     explorer.scroll_into_view_if_needed()
     check_live_not_fallback(explorer)
     elbo = explorer.locator(".infernet-elbo")
-    digits = explorer.locator("img.infernet-digits")
+    digits = explorer.locator("img.infernet-amortization-figure")
     page.wait_for_timeout(300)
     text0 = elbo.inner_text()
     image0 = digits.screenshot()
@@ -358,8 +358,8 @@ WIDGETS_NOTEBOOK = """
 import infernet_tutorial as it
 x = it.load_mnist("train", n=6000)
 xt = it.load_mnist("test", n=1000, binarize="sample")
-enc, dec, prior = it.MLPInferenceNetwork(2), it.BernoulliDecoder(2), it.standard_normal_prior(2)
-history = it.train(enc, dec, prior, x.images, epochs=10, progress=False)
+network, decoder, prior = it.MLPInferenceNetwork(2), it.BernoulliDecoder(2), it.standard_normal_prior(2)
+history = it.train(network, decoder, prior, x.images, epochs=10, progress=False)
 """
 
 
@@ -370,8 +370,8 @@ def test_memory_and_latent_explorers_in_jupyterlab(lab, page, request):
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(WIDGETS_NOTEBOOK.strip()),
-        nbformat.v4.new_code_cell("memory = it.memory_explorer(it.MLPInferenceNetwork(10).count_params(), latent_dim=10)"),
-        nbformat.v4.new_code_cell("latent = it.latent_explorer(enc, dec, xt.images, xt.labels)"),
+        nbformat.v4.new_code_cell("memory = it.memory_explorer(network_params=it.MLPInferenceNetwork(10).count_params(), latent_dim=10)"),
+        nbformat.v4.new_code_cell("latent = it.latent_explorer(network, decoder, xt.images, xt.labels)"),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     # a hidden folder: pytest (and so nbval) never collects it; the server is told to serve it
@@ -383,7 +383,7 @@ def test_memory_and_latent_explorers_in_jupyterlab(lab, page, request):
 
     for name, image_class, text_class in [
         ("memory", ".infernet-memory-explorer img", ".infernet-memory-explorer .widget-html-content"),
-        ("latent", ".infernet-latent-explorer img.infernet-decoded", ".infernet-latent-explorer .widget-html-content"),
+        ("latent", ".infernet-latent-explorer img.infernet-latent-figure", ".infernet-latent-explorer .widget-html-content"),
     ]:
         explorer = page.locator(f".infernet-{name}-explorer").first
         explorer.wait_for(state="visible", timeout=60_000)
@@ -412,22 +412,31 @@ SAVED_CELL_JS = """async ([PATH, PREFIX]) => { %s
 }""" % FIND_NOTEBOOK_JS
 
 
-def test_saved_notebook_shows_static_pictures_before_running(lab, page):
-    """Opened before running, the committed notebook shows each explorer's picture and each bar's final text."""
+SAVED_CHECKS = {  # notebook -> (a cell's source contains this, it must show this) before any cell runs
+    "notebooks/01_local_vi.ipynb": [("# explorer", "picture")],
+    NOTEBOOK_02: [("# explorer", "picture"), ("history = it.train(network", "amortized VI:")],
+    "notebooks/03_conv_inference_network.ipynb": [("# explorer", "picture")],
+}
+
+
+@pytest.mark.parametrize("notebook", sorted(SAVED_CHECKS))
+def test_saved_notebook_shows_static_pictures_before_running(lab, page, notebook):
+    """Opened before running, a committed notebook shows each explorer's picture and each bar's final text."""
     workspace = f"saved-{os.urandom(4).hex()}"
-    page.goto(f"{lab.base}/lab/workspaces/{workspace}/tree/{NOTEBOOK_02}?reset&token={lab.token}")
+    page.goto(f"{lab.base}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={lab.token}")
     page.wait_for_function(f"(PATH) => {{ {FIND_NOTEBOOK_JS} return !!(nb && nb.context && nb.context.isReady); }}",
-                           arg=NOTEBOOK_02, timeout=120_000)
-    for prefix, expect in (("# explorer", "picture"), ("history = it.train(network", "amortized VI:")):
+                           arg=notebook, timeout=120_000)
+    for prefix, expect in SAVED_CHECKS[notebook]:
         state = {}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            state = page.evaluate(SAVED_CELL_JS, [NOTEBOOK_02, prefix])
+            state = page.evaluate(SAVED_CELL_JS, [notebook, prefix])
             if state.get("found") and (state["images"] if expect == "picture" else expect in state["text"]):
                 break
             time.sleep(0.5)
-        page.screenshot(path=str(ARTIFACTS / f"saved_{expect.split(':')[0].replace(' ', '_')}.png"))
-        assert state.get("found"), f"no cell containing {prefix!r} in {NOTEBOOK_02}"
+        shot = f"saved_{Path(notebook).stem[:2]}_{expect.split(':')[0].replace(' ', '_')}.png"
+        page.screenshot(path=str(ARTIFACTS / shot))
+        assert state.get("found"), f"no cell containing {prefix!r} in {notebook}"
         assert "Error displaying widget" not in state["text"], state["text"][:300]
         assert "0%|" not in state["text"], f"a progress bar frozen at 0 %: {state['text'][:300]}"
         if expect == "picture":

@@ -1,7 +1,8 @@
-"""The explorers' logic without a browser: values set from Python change what the widget shows.
+"""The explorers without a browser: values set from Python change what the user sees (the figure's
+pixels, the texts and their numbers).
 
-The display bundle (live widget + static PNG in one output) is captured by replacing
-`widgets.display`; the browser test (test_browser.py) checks the same explorers in JupyterLab.
+The display bundle (live widget + static PNG in one output) is captured by replacing the
+``display`` the explorers call; the browser test (test_browser.py) checks the same explorers in JupyterLab.
 """
 from __future__ import annotations
 
@@ -12,16 +13,14 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO, small_model, unchanged, weights
 from PIL import Image
 
-from infernet_tutorial import (
-    BernoulliDecoder,
-    MLPInferenceNetwork,
-    elbo,
-    load_mnist,
-    standard_normal_prior,
-)
-from infernet_tutorial import widgets
+import infernet_tutorial as it
+from infernet_tutorial import elbo, load_mnist, widgets
+from infernet_tutorial.explorers import amortization, canvas, latent
+from infernet_tutorial.explorers.digits import ink
+from infernet_tutorial.families import diag_gaussian
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -30,7 +29,7 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 def shown(monkeypatch):
     """Everything the explorers display, as raw bundles."""
     bundles = []
-    monkeypatch.setattr(widgets, "display", lambda bundle, raw=False: bundles.append((bundle, raw)))
+    monkeypatch.setattr(canvas, "display", lambda bundle, raw=False: bundles.append((bundle, raw)))
     return bundles
 
 
@@ -41,8 +40,7 @@ def digits(mnist_dir):
 
 @pytest.fixture(scope="module")
 def model():
-    tf.keras.utils.set_random_seed(0)
-    return MLPInferenceNetwork(10, hidden=32), BernoulliDecoder(10, hidden=32), standard_normal_prior(10)
+    return small_model(latent_dim=10, hidden=32, seed=0)
 
 
 def png_pixels(png: bytes) -> np.ndarray:
@@ -50,19 +48,19 @@ def png_pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)))
 
 
-def check_bundle(bundles, explorer) -> np.ndarray:
-    """Exactly one raw output with the live widget AND a PNG (the static fallback) and a text."""
+def check_bundle(bundles, explorer, live_image) -> None:
+    """Exactly one raw output with the live widget, a text, and a PNG of the same figure as the
+    live image plus its static-only parts (a note that it is static, titles with numbers)."""
     assert len(bundles) == 1
     bundle, raw = bundles[0]
     assert raw is True
     assert set(bundle) == {WIDGET_MIME, "image/png", "text/plain"}
     assert bundle[WIDGET_MIME] == {"version_major": 2, "version_minor": 0, "model_id": explorer.model_id}
-    png = base64.b64decode(bundle["image/png"])
-    assert png == explorer.fallback_png
-    image = png_pixels(png)
-    assert image.shape[0] > 100 and image.shape[1] > 200
-    assert image.std() > 10, "the fallback picture is blank"
-    return image
+    static, live = png_pixels(base64.b64decode(bundle["image/png"])), png_pixels(live_image.value)
+    assert static.shape == live.shape and static.shape[0] > 100 and static.shape[1] > 200
+    assert static.std() > 10, "the static picture is blank"
+    same = np.all(static == live, axis=-1).mean()
+    assert 0.9 < same < 1, f"the static picture should be the live figure plus its note ({same:.1%} of pixels equal)"
 
 
 def number(pattern: str, text: str) -> float:
@@ -71,20 +69,32 @@ def number(pattern: str, text: str) -> float:
     return float(match.group(1).replace(",", ""))
 
 
+def panel(png: bytes, left: int, top: int, side: int) -> np.ndarray:
+    """The square of ``side`` pixels at (left, top) of an explorer's figure, as [side, side, 3]."""
+    return png_pixels(png)[top : top + side, left : left + side]
+
+
+def test_public_names():
+    assert it.memory_explorer is widgets.memory_explorer
+    assert it.amortization_explorer is widgets.amortization_explorer
+    assert it.latent_explorer is widgets.latent_explorer
+
+
 # --------------------------------------------------------------------------- memory explorer
 
 
 def test_memory_arithmetic():
     assert widgets.memory_bytes(60_000, 10) == 2 * 60_000 * 10 * 4 == 4_800_000
     assert widgets.crossover_points(206_100, 10) == 10_305
-    # at the crossover, local factors and encoder need the same bytes
+    # at the crossover, local factors and the network need the same bytes
     assert widgets.memory_bytes(widgets.crossover_points(206_100, 10), 10) == 206_100 * 4
 
 
 def test_memory_explorer_slider_changes_plot_and_text(shown):
     explorer = widgets.memory_explorer(206_100, latent_dim=10)
-    check_bundle(shown, explorer)
     slider, image, text = explorer.controls["n"], explorer.views["image"], explorer.views["text"]
+    check_bundle(shown, explorer, image)
+    assert "N = 60,000: local factors 4.8 MB (1,200,000 numbers)" in text.value
     slider.value = 1_000_000
     assert "local factors 80.0 MB" in text.value and "inference network 824.4 kB" in text.value
     assert "97.0× more" in text.value and "N* = 10,305" in text.value
@@ -92,14 +102,15 @@ def test_memory_explorer_slider_changes_plot_and_text(shown):
     slider.value = 1_000
     after = png_pixels(image.value)
     assert before.shape == after.shape and np.abs(before.astype(int) - after).sum() > 0
-    assert "local factors 80.0 kB" in text.value and "less" in text.value
-    assert len(explorer.timings) == 2
+    assert "local factors 80.0 kB" in text.value and "10.3× less" in text.value
 
 
-@pytest.mark.parametrize("params, d", [(0, 10), (1000, 0), (10.5, 10)])
-def test_memory_explorer_rejects_bad_sizes(params, d, shown):
-    with pytest.raises(ValueError, match="positive integer"):
+@pytest.mark.parametrize("params, d, wrong", [(0, 10, "network_params.*got 0"), (1000, 0, "latent_dim.*got 0"),
+                                              (10.5, 10, r"network_params.*\(e.g. network.count_params\(\)\), got 10.5")])
+def test_memory_explorer_rejects_bad_sizes(params, d, wrong, shown):
+    with pytest.raises(ValueError, match="must be a positive integer") as error:
         widgets.memory_explorer(params, latent_dim=d)
+    assert re.search(wrong, str(error.value)), str(error.value)
     assert shown == []
 
 
@@ -120,73 +131,80 @@ def test_corrupt():
 
 
 def expected_elbo(x, loc, scale, decoder, prior) -> float:
-    q = widgets_q(loc, scale)
+    q = diag_gaussian(tf.constant(np.asarray(loc, np.float32)[None]), tf.constant(np.asarray(scale, np.float32)[None]))
     value = elbo(tf.constant(x[None]), q, decoder, prior, num_samples=widgets.ELBO_SAMPLES, seed=widgets.ELBO_SEED)
     return float(value[0])
 
 
-def widgets_q(loc, scale):
-    from infernet_tutorial.families import diag_gaussian
-
-    return diag_gaussian(tf.constant(np.asarray(loc, np.float32)[None]), tf.constant(np.asarray(scale, np.float32)[None]))
+def digit_panel(explorer, k: int) -> np.ndarray:
+    """Panel k of the amortization figure: original, network input, reconstruction, refined reconstruction."""
+    return panel(explorer.views["figure"].value, amortization.DIGITS_LEFT[k], amortization.DIGITS_TOP, amortization.DIGIT_SIDE)
 
 
 def test_amortization_explorer_slider_changes_image_and_elbo(shown, digits, model):
-    encoder, decoder, prior = model
-    explorer = widgets.amortization_explorer(digits.images, encoder, decoder, prior, refine_steps=20)
-    check_bundle(shown, explorer)
-    index, image, text = explorer.controls["index"], explorer.views["digits"], explorer.views["elbo"]
+    network, decoder, prior = model
+    explorer = widgets.amortization_explorer(digits.images, network, decoder, prior, refine_steps=20)
+    index, figure, text = explorer.controls["index"], explorer.views["figure"], explorer.views["elbo"]
+    check_bundle(shown, explorer, figure)
     assert index.max == len(digits.images) - 1
 
-    first_png, first_text = image.value, text.value
+    first_png, first_text = figure.value, text.value
     index.value = 7
-    assert image.value != first_png and text.value != first_text
+    assert figure.value != first_png and text.value != first_text
     assert "digit 7" in text.value
-    # the number shown is the 100-sample ELBO of the encoder's q for digit 7
-    loc, scale = encoder.params(tf.constant(digits.images[7:8]))
+    # the number shown is the 100-sample ELBO of the network's q for digit 7
+    q = network(tf.constant(digits.images[7:8]))
     shown_elbo = number(r"amortized ELBO.*?(-?[\d,]+\.\d+) nats", text.value)
-    assert shown_elbo == pytest.approx(expected_elbo(digits.images[7], loc[0], scale[0], decoder, prior), abs=0.006)
-    # the first panel is digit 7 itself (28x28 upscaled 5x, ink dark)
-    strip = png_pixels(image.value)
-    np.testing.assert_array_equal(strip[:140:5, :140:5], (255 * (1 - digits.images[7])).reshape(28, 28).astype(np.uint8))
+    assert shown_elbo == pytest.approx(expected_elbo(digits.images[7], q.mean()[0], q.stddev()[0], decoder, prior), abs=0.006)
+    # the first two panels are digit 7 itself (each pixel a 4x4 block, ink dark), the third its
+    # reconstruction (the decoder's Bernoulli means at q's mean), the fourth blank until refined
+    np.testing.assert_array_equal(digit_panel(explorer, 0), ink(digits.images[7], 4))
+    np.testing.assert_array_equal(digit_panel(explorer, 1), ink(digits.images[7], 4))
+    recon = tf.sigmoid(decoder.logits(q.mean())).numpy()[0]
+    np.testing.assert_allclose(digit_panel(explorer, 2), ink(recon, 4), atol=1)
+    assert np.all(digit_panel(explorer, 3) == 255)
 
 
-def test_amortization_explorer_corruption_is_what_the_encoder_sees(shown, digits, model):
-    encoder, decoder, prior = model
-    explorer = widgets.amortization_explorer(digits.images, encoder, decoder, prior)
+def test_amortization_explorer_corruption_is_what_the_network_sees(shown, digits, model):
+    network, decoder, prior = model
+    explorer = widgets.amortization_explorer(digits.images, network, decoder, prior)
     explorer.controls["index"].value = 3
     clean_text = explorer.views["elbo"].value
     explorer.controls["occlude"].value = 14
-    x = explorer.state["x"]
+    x = widgets.corrupt(digits.images[3], 14, 0.0, seed=3)
     assert x.reshape(28, 28)[-14:].sum() == 0
-    np.testing.assert_array_equal(x, widgets.corrupt(digits.images[3], 14, 0.0, seed=3))
-    loc, scale = encoder.params(tf.constant(x[None]))
-    np.testing.assert_allclose(explorer.state["loc"], loc[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(digit_panel(explorer, 0), ink(digits.images[3], 4))
+    np.testing.assert_array_equal(digit_panel(explorer, 1), ink(x, 4))
+    q = network(tf.constant(x[None]))
     assert explorer.views["elbo"].value != clean_text
     assert number(r"amortized ELBO.*?(-?[\d,]+\.\d+) nats", explorer.views["elbo"].value) == pytest.approx(
-        expected_elbo(x, loc[0], scale[0], decoder, prior), abs=0.006
+        expected_elbo(x, q.mean()[0], q.stddev()[0], decoder, prior), abs=0.006
     )
 
 
 def test_amortization_refine_improves_elbo_and_trains_nothing_else(shown, digits, model):
-    encoder, decoder, prior = model
-    explorer = widgets.amortization_explorer(digits.images, encoder, decoder, prior, refine_steps=60, learning_rate=5e-2)
+    network, decoder, prior = model
+    explorer = widgets.amortization_explorer(digits.images, network, decoder, prior, refine_steps=60, learning_rate=5e-2)
     explorer.controls["index"].value = 5
-    frozen = [v.numpy().copy() for v in encoder.trainable_variables + decoder.trainable_variables]
-    explorer.refine()
-    state, text = explorer.state, explorer.views["elbo"].value
-    assert state["refined_steps"] == 60 and explorer.views["progress"].value == 60
+    frozen = weights(network, decoder)
+    refined = explorer.refine()
+    text = explorer.views["elbo"].value
+    assert "after 60 steps" in text and explorer.views["progress"].value == 60
+    amortized = number(r"amortized ELBO.*?(-?[\d,]+\.\d+) nats", text)
+    shown_refined = number(r"refined ELBO.*?(-?[\d,]+\.\d+) nats", text)
     gap = number(r"gap = (-?[\d.]+) nats", text)
-    refined = number(r"refined ELBO.*?(-?[\d,]+\.\d+) nats", text)
-    assert gap == pytest.approx(state["refined_elbo"] - state["elbo"], abs=0.011)
-    assert refined == pytest.approx(expected_elbo(digits.images[5], *state["refined_q"], decoder, prior), abs=0.006)
-    assert gap > 0, "60 Adam steps from the encoder's output should raise this digit's ELBO"
-    for before, v in zip(frozen, encoder.trainable_variables + decoder.trainable_variables):
-        np.testing.assert_array_equal(before, v.numpy())  # the model is never retrained
-    assert explorer.views["curve"].layout.display is None and explorer.views["curve"].value
+    assert gap == pytest.approx(shown_refined - amortized, abs=0.011)
+    assert shown_refined == pytest.approx(expected_elbo(digits.images[5], refined.loc, refined.scale, decoder, prior), abs=0.006)
+    assert gap > 0, "60 Adam steps from the network's output should raise this digit's ELBO"
+    assert unchanged(frozen, network, decoder), "the model is never retrained"
+    # the fourth panel shows the refined reconstruction; the ELBO curve is shown
+    recon = tf.sigmoid(decoder.logits(tf.constant(refined.loc[None]))).numpy()[0]
+    np.testing.assert_allclose(digit_panel(explorer, 3), ink(recon, 4), atol=1)
+    assert explorer.views["curve"].layout.display is None and png_pixels(explorer.views["curve"].value).std() > 10
     # moving on to another digit drops the refined view
     explorer.controls["index"].value = 6
-    assert "refined" not in explorer.views["elbo"].value
+    assert "refined" not in explorer.views["elbo"].value and np.all(digit_panel(explorer, 3) == 255)
+    assert explorer.views["curve"].layout.display == "none"
     explorer.controls["random"].click()  # draws from a generator seeded with 0
     assert explorer.controls["index"].value == int(np.random.default_rng(0).integers(len(digits.images)))
     assert f"digit {explorer.controls['index'].value})" in explorer.views["elbo"].value
@@ -196,7 +214,7 @@ def test_amortization_explorer_rejects_grey_levels(shown, mnist_dir, model):
     grey = load_mnist("test", n=5, binarize=None, data_dir=mnist_dir).images
     with pytest.raises(ValueError, match="binary pixels"):
         widgets.amortization_explorer(grey, *model)
-    with pytest.raises(ValueError, match=r"shape \[n, 784\]"):
+    with pytest.raises(ValueError, match=r"shape \[n, 784\], got \[5, 28, 28\]"):
         widgets.amortization_explorer(grey.reshape(5, 28, 28), *model)
     assert shown == []
 
@@ -204,30 +222,39 @@ def test_amortization_explorer_rejects_grey_levels(shown, mnist_dir, model):
 # --------------------------------------------------------------------------- latent explorer
 
 
+def test_map_limits_hold_every_point():
+    loc = np.array([[-5.0, 0.0], [1.0, 7.0], [0.0, -1.0]])
+    lo, hi = latent.map_limits(loc)
+    # x: data [-5, 1] and the prior's [-3, 3] -> [-5, 3], padded by 5 % of 8; y: [-3, 7], padded by 5 % of 10
+    np.testing.assert_allclose(lo, [-5.4, -3.5])
+    np.testing.assert_allclose(hi, [3.4, 7.5])
+
+
 def test_latent_explorer_decodes_the_chosen_point(shown, digits):
-    tf.keras.utils.set_random_seed(1)
-    encoder, decoder = MLPInferenceNetwork(2, hidden=32), BernoulliDecoder(2, hidden=32)
-    explorer = widgets.latent_explorer(encoder, decoder, digits.images, digits.labels)
-    check_bundle(shown, explorer)
-    z1, z2 = explorer.controls["z1"], explorer.controls["z2"]
-    map0, decoded0 = explorer.views["map"].value, explorer.views["decoded"].value
+    network, decoder, _ = small_model(latent_dim=2, hidden=32, seed=1)
+    explorer = widgets.latent_explorer(network, decoder, digits.images, digits.labels)
+    z1, z2, image, text = explorer.controls["z1"], explorer.controls["z2"], explorer.views["image"], explorer.views["text"]
+    check_bundle(shown, explorer, image)
+    loc = network(tf.constant(digits.images)).mean().numpy()
+    assert z1.min <= loc[:, 0].min() and z1.max >= loc[:, 0].max(), "the map must not clip any mean"
+    assert z2.min <= loc[:, 1].min() and z2.max >= loc[:, 1].max()
+    image0 = image.value
     z1.value, z2.value = 1.5, -2.0
-    assert explorer.views["map"].value != map0 and explorer.views["decoded"].value != decoded0
-    assert "z = (1.50, -2.00)" in explorer.views["text"].value
+    assert image.value != image0
+    assert "z = (1.50, -2.00)" in text.value
     expected = tf.sigmoid(decoder.logits(tf.constant([[1.5, -2.0]]))).numpy()[0]
-    shown_pixels = png_pixels(explorer.views["decoded"].value)[::6, ::6]
-    np.testing.assert_allclose(shown_pixels, (255 * (1 - expected)).reshape(28, 28), atol=1.01)
-    loc = encoder.params(tf.constant(digits.images))[0].numpy()
+    decoded = panel(image.value, latent.DIGIT_LEFT, latent.DIGIT_TOP, latent.DIGIT_SIDE)
+    np.testing.assert_allclose(decoded, ink(expected, latent.DIGIT_SCALE), atol=1)
     nearest = int(np.argmin(((loc - [1.5, -2.0]) ** 2).sum(1)))
-    assert f"label {digits.labels[nearest]}" in explorer.views["text"].value
+    assert f"label {digits.labels[nearest]}" in text.value
 
 
 def test_latent_explorer_needs_two_dimensions(shown, digits, model):
-    encoder, decoder, _ = model
+    network, decoder, _ = model
     with pytest.raises(ValueError, match="latent_dim=2, got latent_dim=10"):
-        widgets.latent_explorer(encoder, decoder, digits.images, digits.labels)
+        widgets.latent_explorer(network, decoder, digits.images, digits.labels)
     with pytest.raises(ValueError, match="40 digits but 39 labels"):
-        widgets.latent_explorer(encoder, decoder, digits.images, digits.labels[:-1])
+        widgets.latent_explorer(network, decoder, digits.images, digits.labels[:-1])
     assert shown == []
 
 
@@ -250,8 +277,6 @@ def test_committed_notebook_shows_the_static_picture(name):
     ``--ExecutePreprocessor.store_widget_state=False`` or drop that metadata).
     """
     import nbformat
-
-    from conftest import REPO
 
     path = REPO / "notebooks" / name
     if not path.is_file():
