@@ -1,0 +1,43 @@
+"""This library: ``infernet_tutorial.train`` on the reference model, the path the notebooks and the CLI use.
+
+One ``train`` call for all epochs (its compiled epoch is traced once); the epoch time is the
+library's own public ``History.call_times`` entry for that compiled call. In ``--serve`` mode the
+per-call ``callback`` waits for the driver's next "epoch" line, and returns True (stop) when none comes.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from benchmarks import peers
+
+
+def main(argv=None) -> None:
+    args = peers.parse_args(argv, __doc__)
+    x = peers.load(args)
+    import infernet_tutorial as it
+
+    family = it.MLPInferenceNetwork(peers.LATENT) if args.kind == "mlp" else it.ConvInferenceNetwork(peers.LATENT)
+    decoder = it.BernoulliDecoder(peers.LATENT, kind=args.kind)
+    prior = it.standard_normal_prior(peers.LATENT)
+    channel = peers.Channel(args)
+    channel.ready("library", "infernet_tutorial.train defaults (as the notebooks and CLI call it)")
+    if not channel.next_epoch():
+        return
+    cpu_start = [time.process_time()]
+
+    def after_call(history) -> bool:
+        steps, seconds = history.call_times[-1]
+        channel.report(steps * peers.BATCH, seconds, time.process_time() - cpu_start[0],
+                       np.mean(history.elbo[-steps:]))
+        more = channel.next_epoch()
+        cpu_start[0] = time.process_time()
+        return not more
+
+    it.train(family, decoder, prior, x, epochs=args.epochs, batch_size=peers.BATCH,
+             learning_rate=peers.LEARNING_RATE, seed=args.seed, progress=False, callback=after_call)
+
+
+if __name__ == "__main__":
+    main()
