@@ -24,7 +24,8 @@ from .explorers.amortization import ELBO_SAMPLES, ELBO_SEED, AmortizationExplore
 from .explorers.canvas import Explorer
 from .explorers.digits import corrupt
 from .explorers.latent import latent_explorer
-from .explorers.memory import crossover_points, memory_bytes, memory_explorer
+from .explorers.memory import memory_explorer
+from .families import crossover_points  # notebook 01 calls widgets.crossover_points
 
 __all__ = [
     "ELBO_SAMPLES",
@@ -36,6 +37,5 @@ __all__ = [
     "corrupt",
     "crossover_points",
     "latent_explorer",
-    "memory_bytes",
     "memory_explorer",
 ]

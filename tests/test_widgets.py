@@ -83,13 +83,6 @@ def test_public_names():
 # --------------------------------------------------------------------------- memory explorer
 
 
-def test_memory_arithmetic():
-    assert widgets.memory_bytes(60_000, 10) == 2 * 60_000 * 10 * 4 == 4_800_000
-    assert widgets.crossover_points(206_100, 10) == 10_305
-    # at the crossover, local factors and the network need the same bytes
-    assert widgets.memory_bytes(widgets.crossover_points(206_100, 10), 10) == 206_100 * 4
-
-
 def test_memory_explorer_slider_changes_plot_and_text(shown):
     explorer = widgets.memory_explorer(206_100, latent_dim=10)
     slider, image, text = explorer.controls["n"], explorer.views["image"], explorer.views["text"]

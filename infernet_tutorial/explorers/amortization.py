@@ -297,7 +297,7 @@ def amortization_explorer(x_test, network, decoder, prior, *, refine_steps: int 
     grows live and the gap between refined and amortized ELBO (this digit's amortization gap, in nats)
     is reported. Taught in notebook 02.
     """
-    from ..objectives import check_binary
+    from ..checks import check_binary
 
     x_test = check_digits(x_test, "amortization_explorer")
     check_binary(x_test, "amortization_explorer")

@@ -4,20 +4,11 @@ from __future__ import annotations
 import ipywidgets as W
 import numpy as np
 
+from ..checks import check_positive_int
+from ..families import BYTES_PER_NUMBER, crossover_points, local_factors_bytes
 from .canvas import Explorer, FigureView, image_widget, show
 
-BYTES_PER_FLOAT = 4  # float32
 LANDMARKS = ((60_000, "MNIST"), (1_281_167, "ImageNet"))  # training-set sizes drawn for orientation
-
-
-def memory_bytes(num_points, latent_dim: int = 10) -> np.ndarray:
-    """Bytes of mean-field local factors: 2 N d float32 numbers (a loc and a scale per dimension)."""
-    return 2 * np.asarray(num_points, np.float64) * latent_dim * BYTES_PER_FLOAT
-
-
-def crossover_points(network_params: int, latent_dim: int = 10) -> float:
-    """The N at which local factors need as many numbers as the network: network_params / (2 d)."""
-    return network_params / (2 * latent_dim)
 
 
 def human_bytes(n: float) -> str:
@@ -29,26 +20,21 @@ def human_bytes(n: float) -> str:
     return f"{n:,.1f} TB"
 
 
-def _check_positive_int(value, name: str, hint: str = "") -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer{hint}, got {value!r}")
-
-
 def _memory_figure(network_params: int, latent_dim: int, n_min: float, n_max: float):
     """The two memory lines on log axes; returns the view and its moving marker and vertical line."""
     view = FigureView(512, 288)
     ax = view.fig.add_axes((0.12, 0.15, 0.85, 0.82))
     ns = np.logspace(np.log10(n_min), np.log10(n_max), 200)
-    net_bytes = network_params * BYTES_PER_FLOAT
+    net_bytes = network_params * BYTES_PER_NUMBER
     cross = crossover_points(network_params, latent_dim)
-    ax.loglog(ns, memory_bytes(ns, latent_dim), color="tab:blue", lw=2, label=f"local factors: 2·N·d·4 B (d={latent_dim})")
+    ax.loglog(ns, local_factors_bytes(ns, latent_dim), color="tab:blue", lw=2, label=f"local factors: 2·N·d·4 B (d={latent_dim})")
     ax.axhline(net_bytes, color="tab:orange", lw=2, label=f"inference network: {network_params:,} params · 4 B")
     ax.axvline(cross, color="grey", ls=":", lw=1)
     ax.annotate(f"N* = {cross:,.0f}", (cross, net_bytes), textcoords="offset points", xytext=(6, -16), fontsize=9, color="grey")
     for size, name in LANDMARKS:
         if n_min < size < n_max:
             ax.axvline(size, color="0.75", lw=1)
-            ax.text(size, memory_bytes(n_min, latent_dim), f" {name}", rotation=90, fontsize=7, color="0.45", va="bottom")
+            ax.text(size, local_factors_bytes(n_min, latent_dim), f" {name}", rotation=90, fontsize=7, color="0.45", va="bottom")
     ax.set(xlabel="number of data points N", ylabel="bytes (float32)", xlim=(n_min, n_max))
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(True, which="major", alpha=0.3)
@@ -58,8 +44,8 @@ def _memory_figure(network_params: int, latent_dim: int, n_min: float, n_max: fl
 
 
 def _describe(n: float, network_params: int, latent_dim: int) -> str:
-    local = float(memory_bytes(n, latent_dim))
-    net_bytes = network_params * BYTES_PER_FLOAT
+    local = float(local_factors_bytes(n, latent_dim))
+    net_bytes = network_params * BYTES_PER_NUMBER
     ratio = local / net_bytes
     side = "more" if ratio >= 1 else "less"
     return (f"N = {n:,.0f}: local factors {human_bytes(local)} ({2 * n * latent_dim:,.0f} numbers), "
@@ -74,8 +60,8 @@ def memory_explorer(network_params: int, latent_dim: int = 10, n_min: float = 10
     whatever N. The plot marks the chosen N and the crossover N* = network_params / (2 d).
     Taught in notebook 01.
     """
-    _check_positive_int(network_params, "network_params", " (e.g. network.count_params())")
-    _check_positive_int(latent_dim, "latent_dim")
+    check_positive_int(network_params, "network_params", " (e.g. network.count_params())")
+    check_positive_int(latent_dim, "latent_dim")
     view, marker, vline = _memory_figure(network_params, latent_dim, n_min, n_max)
     slider = W.FloatLogSlider(value=60_000, base=10, min=np.log10(n_min), max=np.log10(n_max), step=0.05,
                               description="N", readout_format=",.0f", layout=W.Layout(width="420px"))
@@ -85,7 +71,7 @@ def memory_explorer(network_params: int, latent_dim: int = 10, n_min: float = 10
 
     def update(change=None):
         n = float(slider.value)
-        marker.set_data([n], [float(memory_bytes(n, latent_dim))])
+        marker.set_data([n], [float(local_factors_bytes(n, latent_dim))])
         vline.set_xdata([n, n])
         image.value = view.png()
         text.value = _describe(n, network_params, latent_dim)
