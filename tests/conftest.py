@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -74,3 +75,14 @@ def assign_weights(parts, values) -> None:
     """Put ``values`` (from `weights`) back into the parts' variables."""
     for v, a in zip([v for p in parts for v in p.trainable_variables], values):
         v.assign(a)
+
+
+@contextlib.contextmanager
+def raises_with(*facts: str, error: type[Exception] = ValueError):
+    """Like ``pytest.raises(error)``, and the message must contain every fact (plain substrings): the wrong
+    value, the expected shape or range, the fix keyword. Rewording the rest of a message breaks no test."""
+    with pytest.raises(error) as info:
+        yield info
+    message = str(info.value)
+    missing = [fact for fact in facts if fact not in message]
+    assert not missing, f"the message {message!r} does not state {missing}"
