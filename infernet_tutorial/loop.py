@@ -148,7 +148,9 @@ def compiled_epoch(objective: Objective, variables, optimizer, *, seed: int, bin
             x = tf.gather(data, batches[i])
             step_seed = tf.stack([seed_t + 1, step0 + i])
             if binarize:
-                noise = tf.random.stateless_uniform(tf.shape(x), seed=tf.random.experimental.stateless_fold_in(step_seed, 1))
+                # Philox by name: the same numbers as the default on a CPU, and under XLA on a CPU the
+                # default ("auto_select") generator is many times slower (benchmarks/results.md)
+                noise = tf.random.stateless_uniform(tf.shape(x), seed=tf.random.experimental.stateless_fold_in(step_seed, 1), alg="philox")
                 x = tf.cast(noise < x, tf.float32)
             noise_seed = tf.random.experimental.stateless_fold_in(step_seed, 2)
             if replicas == 1:
