@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import datetime as _dt
 import os
 import platform
@@ -27,8 +28,8 @@ class Config:
     repeats: int = 5  # timed epochs per row (median reported)
     conv_n_train: int | None = 10_000
     conv_repeats: int = 3
-    peers: bool = True  # PyTorch / Pyro rows when installed
-    keras: bool = True
+    peer_keys: tuple | None = None  # throughput peers to race (Peer.key); None: all of them
+    peer_timeout: float = 900.0  # seconds a peer may take to load or to run one epoch
     train_epochs: int = 10  # test-time benchmark: epochs to train the decoder + encoder first
     n_test: int = 1000
     local_vi_steps: int = 3000
@@ -54,7 +55,8 @@ class Config:
 
     @classmethod
     def tiny(cls, **kw):
-        base = cls(mode="tiny", n_train=400, repeats=2, conv_n_train=200, conv_repeats=1, peers=False, train_epochs=1,
+        base = cls(mode="tiny", n_train=400, repeats=2, conv_n_train=200, conv_repeats=1, train_epochs=1,
+                   peer_keys=("library", "keras_fit"), peer_timeout=300.0,
                    n_test=50, local_vi_steps=40, refine_steps=10, rss_epochs=1, rss_n_train=300,
                    notebook_modes=("quick",), notebook_timeout=300, matmul_seconds=0.05)
         return dataclasses.replace(base, **kw)
@@ -114,11 +116,11 @@ def machine() -> dict:
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "load_start": load(),
     }
-    for mod in ("tensorflow_probability", "keras", "torch", "pyro"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except Exception:
-            info[mod] = "not installed"
+    for name in ("tensorflow-probability", "keras", "torch", "pyro-ppl", "jax", "optax"):
+        try:  # the version without importing it: PyTorch and JAX never load into this process
+            info[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            info[name] = "not installed"
     return info
 
 

@@ -31,7 +31,8 @@ def steps_to_plateau(trace: np.ndarray, tolerance: float = PLATEAU_TOLERANCE, wi
 
 
 def warm_seconds_per_step(history) -> float:
-    warm = history._chunk_times[1:] or history._chunk_times
+    """Seconds per step of the compiled calls after the first (which includes compilation)."""
+    warm = history.call_times[1:] or history.call_times
     return sum(t for _, t in warm) / sum(s for s, _ in warm)
 
 

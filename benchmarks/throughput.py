@@ -1,30 +1,32 @@
-"""Training throughput (images/s) of the reference model, every row measured in the same run.
+"""Training throughput (images/s): the library against its peers, each in its own process, rounds interleaved.
 
-Reference model: MLP encoder 784 -> 256 relu -> (10 loc, 10 softplus scale), decoder
-10 -> 256 relu -> 784 Bernoulli logits, batch 100, Adam(1e-3), dynamic binarization, analytic KL.
-
-Rows (one epoch over the same training images each turn):
-  - the library's `fit` (via `infernet_tutorial.train`: the path the notebooks and the CLI use);
-  - a bare TF + XLA epoch loop written here without the library (plain logits math, hand-written
-    Adam): what the library's loop costs over the least it could do with the same compiler;
-  - a plain Keras 3 ``model.fit`` with a custom ``train_step``;
-  - plain PyTorch and Pyro SVI, when installed (benchmarks/requirements-peers.txt).
-
-Rows are interleaved: after each of the library's epochs (its `callback`), every other row runs one
-epoch, so a change of machine load hits all rows alike. The first ``warmup_epochs`` of every row
-(compilation included) are dropped; the table reports the median of the timed epochs.
+Every peer is a script in benchmarks/peers/ (its docstring cites the documentation behind its
+settings) that trains the same model on the same digits (written once by this driver to a .npy
+file): reference model 784-256-(10+10) -> 10-256-784 Bernoulli, or the conv model; batch 100,
+Adam(1e-3), dynamic binarization, analytic KL, one sample. The driver starts them all, waits until
+each has loaded, then runs rounds: every peer runs one epoch in turn (A B C D, A B C D, ...), alone
+on the machine while it runs, so a change of load hits every peer alike. The first ``warmup_epochs``
+of each peer (compilation included) are dropped; the table gives the median of the timed epochs.
+A peer whose package is missing prints so, and its row says "not installed".
 """
 from __future__ import annotations
 
+import json
+import queue
+import subprocess
+import tempfile
+import threading
 import time
-import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from .common import MODEL_FLOP_PER_IMAGE, Config, Row, median
+from .common import MODEL_FLOP_PER_IMAGE, PYTHON, REPO, Config, Row, median, python_env
 
 BATCH = 100
-LR = 1e-3
+INSTALL = "pip install -r benchmarks/requirements-peers.txt"
 
 
 def reference_flops(latent: int = 10, hidden: int = 256, pixels: int = 784) -> float:
@@ -33,270 +35,165 @@ def reference_flops(latent: int = 10, hidden: int = 256, pixels: int = 784) -> f
     return 3 * 2 * macs
 
 
-# ---------------------------------------------------------------------------------------- rows
-class LibraryRow:
-    """`infernet_tutorial.train` itself; drives the other rows through its per-epoch callback."""
+@dataclass(frozen=True)
+class Peer:
+    """A row of the race: ``python -m benchmarks.peers.<script> [flags]``."""
 
-    name = "infernet_tutorial fit (one compiled epoch per call)"
+    script: str
+    label: str
+    flags: tuple = ()
 
-    def __init__(self, x, kind: str):
-        import infernet_tutorial as it
-
-        self.x, self.kind = x, kind
-        self.encoder = it.MLPInferenceNetwork(10) if kind == "mlp" else it.ConvInferenceNetwork(10)
-        self.decoder = it.BernoulliDecoder(10, kind=kind)
-        self.prior = it.standard_normal_prior(10)
-
-    def run(self, epochs: int, after_epoch) -> list[float]:
-        import infernet_tutorial as it
-
-        history = it.train(self.encoder, self.decoder, self.prior, self.x, epochs=epochs, batch_size=BATCH,
-                           learning_rate=LR, progress=False, callback=lambda h: after_epoch())
-        self.history = history
-        return [steps * BATCH / secs for steps, secs in history._chunk_times]
+    @property
+    def key(self) -> str:
+        """``script`` plus its flags, e.g. "keras_fit --defaults" (what ``Config.peer_keys`` lists)."""
+        return " ".join((self.script, *self.flags))
 
 
-class BareXlaRow:
-    """A whole epoch in one `tf.function(jit_compile=True)`, no library, no TFP, hand-written Adam."""
-
-    name = "bare TF + XLA epoch loop (no library, no TFP; the brief's reference design)"
-
-    def __init__(self, x, kind: str = "mlp"):
-        import tensorflow as tf
-
-        self.tf = tf
-        rng = np.random.default_rng(1)
-
-        def dense(i, o):
-            w = rng.normal(size=(i, o)).astype(np.float32) * np.sqrt(2.0 / (i + o)).astype(np.float32)
-            return [tf.Variable(w), tf.Variable(np.zeros(o, np.float32))]
-
-        self.vars = dense(784, 256) + dense(256, 20) + dense(10, 256) + dense(256, 784)
-        self.m = [tf.Variable(tf.zeros_like(v)) for v in self.vars]
-        self.v = [tf.Variable(tf.zeros_like(v)) for v in self.vars]
-        self.t = tf.Variable(0.0)
-        self.data = tf.constant(x)
-        self.n = len(x)
-        self.epoch_index = 0
-        self.step = tf.function(self._epoch, jit_compile=True)
-
-    def _epoch(self, batches, seed):
-        tf = self.tf
-        w1, b1, w2, b2, w3, b3, w4, b4 = self.vars
-
-        def body(i):
-            x = tf.gather(self.data, batches[i])
-            s = tf.stack([seed, i])
-            x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=s) < x, tf.float32)
-            with tf.GradientTape() as tape:
-                h = tf.nn.relu(x @ w1 + b1)
-                loc, raw = tf.split(h @ w2 + b2, 2, axis=-1)
-                scale = tf.nn.softplus(raw) + 1e-5
-                z = loc + scale * tf.random.stateless_normal(tf.shape(loc), seed=s + 1)
-                logits = tf.nn.relu(z @ w3 + b3) @ w4 + b4
-                ll = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits), -1)
-                kl = 0.5 * tf.reduce_sum(loc**2 + scale**2 - 1.0 - 2.0 * tf.math.log(scale), -1)
-                loss = -tf.reduce_mean(ll - kl)
-            grads = tape.gradient(loss, self.vars)
-            self.t.assign_add(1.0)
-            lr = LR * tf.sqrt(1 - 0.999**self.t) / (1 - 0.9**self.t)
-            for var, g, m, v in zip(self.vars, grads, self.m, self.v):
-                m.assign_add(0.1 * (g - m))
-                v.assign_add(0.001 * (g * g - v))
-                var.assign_sub(lr * m / (tf.sqrt(v) + 1e-7))
-            return (i + 1,)
-
-        tf.while_loop(lambda i: i < batches.shape[0], body, (tf.constant(0),))
-        return self.t
-
-    def epoch(self) -> float:
-        tf = self.tf
-        steps = self.n // BATCH
-        perm = np.random.default_rng(self.epoch_index).permutation(self.n)[: steps * BATCH].reshape(steps, BATCH)
-        self.epoch_index += 1
-        t0 = time.perf_counter()
-        float(self.step(tf.constant(perm.astype(np.int32)), tf.constant(self.epoch_index, tf.int32)))
-        return steps * BATCH / (time.perf_counter() - t0)
+LIBRARY = Peer("library", "infernet_tutorial.train (one compiled epoch per call)")
+MLP_PEERS = (
+    LIBRARY,
+    Peer("jax_optax", "JAX + optax, a whole epoch in one jax.jit-compiled lax.scan"),
+    Peer("keras_fit", "Keras 3 fit, jit_compile=True, steps_per_execution = one epoch"),
+    Peer("keras_fit", "Keras 3 fit, defaults (no XLA on CPU, one step per call)", ("--defaults",)),
+    Peer("torch_plain", "PyTorch, plain loop, default threads"),
+    Peer("pyro_svi", "Pyro SVI, JitTraceMeanField_ELBO"),
+    Peer("pyro_svi", "Pyro SVI, TraceMeanField_ELBO (no JIT)", ("--defaults",)),
+    Peer("tf_xla_bare", "bare TF + XLA epoch loop (no library, no TFP, hand-written Adam)"),
+)
+CONV_PEERS = (MLP_PEERS[0], MLP_PEERS[2], MLP_PEERS[3], MLP_PEERS[4])
 
 
-class KerasFitRow:
-    """A Keras 3 model with a custom ``train_step``, trained by ``model.fit`` (defaults otherwise)."""
-
-    name = "Keras 3 model.fit, custom train_step"
-
-    def __init__(self, x, kind: str):
-        import infernet_tutorial as it
-        import keras
-        import tensorflow as tf
-
-        # The same layers as the library's (architecture identical), driven by plain Keras.
-        enc = it.MLPInferenceNetwork(10) if kind == "mlp" else it.ConvInferenceNetwork(10)
-        dec = it.BernoulliDecoder(10, kind=kind)
-
-        class VAE(keras.Model):
-            def __init__(self):
-                super().__init__()
-                self.trunk = enc.hidden if kind == "mlp" else enc.trunk
-                self.loc_layer, self.scale_layer, self.decoder_net = enc.loc_layer, enc.scale_layer, dec.net
-
-            def call(self, x):
-                h = self.trunk(x)
-                return self.loc_layer(h), self.scale_layer(h) + 1e-5
-
-            def train_step(self, x):
-                x = tf.cast(tf.random.uniform(tf.shape(x)) < x, tf.float32)
-                with tf.GradientTape() as tape:
-                    loc, scale = self(x, training=True)
-                    z = loc + scale * tf.random.normal(tf.shape(loc))
-                    logits = self.decoder_net(z)
-                    ll = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits), -1)
-                    kl = 0.5 * tf.reduce_sum(loc**2 + scale**2 - 1.0 - 2.0 * tf.math.log(scale), -1)
-                    loss = -tf.reduce_mean(ll - kl)
-                grads = tape.gradient(loss, self.trainable_variables)
-                self.optimizer.apply(grads, self.trainable_variables)
-                return {"elbo": -loss}
-
-        self.model = VAE()
-        self.model.compile(optimizer=keras.optimizers.Adam(LR))
-        n = (len(x) // BATCH) * BATCH
-        self.n = n
-        # Built once, so a call's set-up is small; the epoch itself is timed by a callback (fair to Keras).
-        self.dataset = tf.data.Dataset.from_tensor_slices(x[:n]).shuffle(n, seed=0).batch(BATCH).prefetch(2)
-        self.timer = _epoch_timer()
-
-    def epoch(self) -> float:
-        with warnings.catch_warnings():  # "shuffle=True ... ignored": the dataset shuffles itself
-            warnings.simplefilter("ignore", UserWarning)
-            self.model.fit(self.dataset, epochs=1, verbose=0, callbacks=[self.timer])
-        return self.n / self.timer.seconds
+class PeerError(RuntimeError):
+    """A peer process exited, printed something unexpected, or took too long."""
 
 
-def _epoch_timer():
-    """A Keras callback whose ``.seconds`` is the wall time from on_epoch_begin to on_epoch_end."""
-    import keras
+class PeerProcess:
+    """A running peer: ``status`` is "ready" or "missing" after start; ``epoch()`` runs one epoch."""
 
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
+    def __init__(self, peer: Peer, data: Path, kind: str, epochs: int, timeout: float, log: Path):
+        self.peer, self.timeout, self.log = peer, timeout, log
+        cmd = [PYTHON, "-m", f"benchmarks.peers.{peer.script}", "--data", str(data), "--kind", kind,
+               "--epochs", str(epochs), "--serve", *peer.flags]
+        self.stderr = log.open("w")
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=python_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, text=True, bufsize=1)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        first = self._message()
+        self.status, self.settings = ("missing", first["missing"]) if "missing" in first else ("ready", first["settings"])
 
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds = time.perf_counter() - self.t0
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.lines.put(json.loads(line))
+        self.lines.put(None)  # end of output
 
-    return EpochTimer()
-
-
-def _torch_modules(kind: str):
-    import torch
-    from torch import nn
-
-    if kind == "mlp":
-        trunk = nn.Sequential(nn.Linear(784, 256), nn.ReLU())
-        width = 256
-        decoder = nn.Sequential(nn.Linear(10, 256), nn.ReLU(), nn.Linear(256, 784))
-    else:  # the library's ConvInferenceNetwork / conv BernoulliDecoder ("same" padding)
-        trunk = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(),
-                              nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(), nn.Flatten())
-        width = 7 * 7 * 32
-        decoder = nn.Sequential(nn.Linear(10, 7 * 7 * 32), nn.ReLU(), nn.Unflatten(1, (32, 7, 7)),
-                                nn.ConvTranspose2d(32, 32, 3, 2, 1, output_padding=1), nn.ReLU(),
-                                nn.ConvTranspose2d(32, 16, 3, 2, 1, output_padding=1), nn.ReLU(),
-                                nn.Conv2d(16, 1, 3, 1, 1), nn.Flatten())
-
-    class Encoder(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.trunk, self.loc, self.scale = trunk, nn.Linear(width, 10), nn.Linear(width, 10)
-
-        def forward(self, x):
-            h = self.trunk(x)
-            return self.loc(h), nn.functional.softplus(self.scale(h)) + 1e-5
-
-    torch.manual_seed(0)
-    return Encoder(), decoder
-
-
-class TorchRow:
-    """Plain PyTorch: a Python loop over batches, autograd, torch.optim.Adam."""
-
-    name = "PyTorch (plain training loop)"
-
-    def __init__(self, x, kind: str):
-        import torch
-
-        self.torch = torch
-        self.encoder, self.decoder = _torch_modules(kind)
-        self.params = [*self.encoder.parameters(), *self.decoder.parameters()]
-        self.opt = torch.optim.Adam(self.params, lr=LR)
-        self.x = torch.from_numpy(x)
-
-    def epoch(self) -> float:
-        torch, F = self.torch, self.torch.nn.functional
-        n = len(self.x)
-        steps = n // BATCH
-        t0 = time.perf_counter()
-        perm = torch.randperm(n)
-        for i in range(steps):
-            x = torch.bernoulli(self.x[perm[i * BATCH : (i + 1) * BATCH]])
-            loc, scale = self.encoder(x)
-            z = loc + scale * torch.randn_like(loc)
-            ll = -F.binary_cross_entropy_with_logits(self.decoder(z), x, reduction="none").sum(-1)
-            kl = 0.5 * (loc**2 + scale**2 - 1.0 - 2.0 * torch.log(scale)).sum(-1)
-            loss = -(ll - kl).mean()
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-        return steps * BATCH / (time.perf_counter() - t0)
-
-
-class PyroRow:
-    """Pyro SVI with TraceMeanField_ELBO (analytic KL), pyro.optim.Adam."""
-
-    name = "Pyro SVI (TraceMeanField_ELBO)"
-
-    def __init__(self, x, kind: str = "mlp"):
-        import pyro
-        import pyro.distributions as dist
-        import torch
-
-        pyro.clear_param_store()
-        encoder, decoder = _torch_modules(kind)
-
-        def model(x):
-            pyro.module("decoder", decoder)
-            with pyro.plate("data", x.shape[0]):
-                z = pyro.sample("z", dist.Normal(torch.zeros(x.shape[0], 10), 1.0).to_event(1))
-                pyro.sample("x", dist.Bernoulli(logits=decoder(z)).to_event(1), obs=x)
-
-        def guide(x):
-            pyro.module("encoder", encoder)
-            with pyro.plate("data", x.shape[0]):
-                loc, scale = encoder(x)
-                pyro.sample("z", dist.Normal(loc, scale).to_event(1))
-
-        self.torch = torch
-        self.svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": LR}), loss=pyro.infer.TraceMeanField_ELBO())
-        self.x = torch.from_numpy(x)
-
-    def epoch(self) -> float:
-        torch = self.torch
-        n = len(self.x)
-        steps = n // BATCH
-        t0 = time.perf_counter()
-        perm = torch.randperm(n)
-        for i in range(steps):
-            self.svi.step(torch.bernoulli(self.x[perm[i * BATCH : (i + 1) * BATCH]]))
-        return steps * BATCH / (time.perf_counter() - t0)
-
-
-def peers_available() -> dict:
-    found = {}
-    for mod in ("torch", "pyro"):
+    def _message(self) -> dict:
         try:
-            __import__(mod)
-            found[mod] = True
-        except Exception:
-            found[mod] = False
-    return found
+            msg = self.lines.get(timeout=self.timeout)
+        except queue.Empty:
+            raise PeerError(f"no answer within {self.timeout:.0f} s") from None
+        if msg is None:
+            tail = self.log.read_text()[-400:].strip().replace("\n", " ")
+            raise PeerError(f"exited with code {self.proc.wait()}: {tail}")
+        return msg
+
+    def epoch(self) -> dict:
+        self.proc.stdin.write("epoch\n")
+        self.proc.stdin.flush()
+        return self._message()
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self.stderr.close()
+
+
+def race(steps: dict[str, Callable[[], dict]], rounds: int) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """Call every peer's ``step`` once per round, in the same order each round (A B C, A B C, ...).
+
+    Returns each peer's records, in round order, and the error of each peer that failed (a failed
+    peer sits out the later rounds; the others go on).
+    """
+    records = {name: [] for name in steps}
+    errors: dict[str, str] = {}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            if name in errors:
+                continue
+            try:
+                records[name].append(step())
+            except PeerError as e:
+                errors[name] = str(e)
+    return records, errors
+
+
+def summarize(records: list[dict], warmup: int) -> dict | None:
+    """Median images/s and images per CPU-second over the epochs after the first ``warmup``; None if none."""
+    timed = records[warmup:]
+    if not timed:
+        return None
+    return {
+        "img_per_s": median([r["images"] / r["seconds"] for r in timed]),
+        "img_per_cpu_second": median([r["images"] / r["cpu_seconds"] for r in timed]),
+        "runs": [round(r["images"] / r["seconds"], 1) for r in timed],
+        "elbo": timed[-1]["elbo"],
+    }
+
+
+def start_peers(peers, data: Path, kind: str, epochs: int, timeout: float, logs: Path):
+    """Start each peer in turn (waiting until it has loaded); returns {label: PeerProcess or error text}."""
+    started = {}
+    for i, peer in enumerate(peers):
+        try:
+            started[peer.label] = PeerProcess(peer, data, kind, epochs, timeout, logs / f"{kind}_{i}_{peer.script}.log")
+        except PeerError as e:
+            started[peer.label] = f"failed to start: {e}"
+    return started
+
+
+def measure(x: np.ndarray, kind: str, cfg: Config) -> list[Row]:
+    """Race the peers of ``kind`` on the digits ``x``; one Row per peer (ratio = row / library)."""
+    table = f"throughput_{kind}"
+    peers = MLP_PEERS if kind == "mlp" else CONV_PEERS
+    chosen = [p for p in peers if cfg.peer_keys is None or p.key in cfg.peer_keys]
+    skipped = [p for p in peers if p not in chosen]
+    epochs = cfg.warmup_epochs + (cfg.repeats if kind == "mlp" else cfg.conv_repeats)
+    with tempfile.TemporaryDirectory(prefix="infernet-race-") as tmp:
+        data = Path(tmp) / "x.npy"
+        np.save(data, x)
+        started = start_peers(chosen, data, kind, epochs, cfg.peer_timeout, Path(tmp))
+        running = {k: p for k, p in started.items() if isinstance(p, PeerProcess) and p.status == "ready"}
+        try:
+            records, errors = race({k: p.epoch for k, p in running.items()}, epochs)
+        finally:
+            for p in started.values():
+                if isinstance(p, PeerProcess):
+                    p.close()
+    lib = summarize(records.get(LIBRARY.label, []), cfg.warmup_epochs) if LIBRARY.label not in errors else None
+    rows = []
+    for peer in peers:
+        rows.append(_row(table, peer, started.get(peer.label), records.get(peer.label, []), errors.get(peer.label),
+                         lib, cfg, len(x), skipped=peer in skipped))
+    return rows
+
+
+def _row(table, peer, proc, records, error, lib, cfg, images, skipped) -> Row:
+    if skipped:
+        return Row(table, peer.label, None, "img/s", note=f"skipped ({cfg.mode} mode)")
+    if isinstance(proc, str) or error:
+        return Row(table, peer.label, None, "img/s", note=f"FAILED: {proc if isinstance(proc, str) else error}"[:300])
+    if proc.status == "missing":
+        return Row(table, peer.label, None, "img/s", note=f"not installed: {proc.settings} ({INSTALL})")
+    s = summarize(records, cfg.warmup_epochs)
+    ratio = s["img_per_s"] / lib["img_per_s"] if lib else None
+    return Row(table, peer.label, s["img_per_s"], "img/s", ratio=ratio, note=proc.settings,
+               extra={"img_per_cpu_second": s["img_per_cpu_second"], "runs": s["runs"], "elbo": s["elbo"],
+                      "images": images, "batch": BATCH, "script": f"benchmarks/peers/{peer.script}.py"})
 
 
 # ------------------------------------------------------------------------------------ roofline
@@ -321,45 +218,14 @@ def matmul_gflops(seconds: float = 2.0, size: int = 1024) -> dict:
     return out
 
 
-# ---------------------------------------------------------------------------------------- table
-def measure(x, kind: str, cfg: Config) -> dict:
-    """img/s per timed epoch for every row, interleaved epoch by epoch."""
-    lib = LibraryRow(x, kind)
-    peers = []
-    if kind == "mlp":
-        peers.append(BareXlaRow(x))
-    if cfg.keras:
-        peers.append(KerasFitRow(x, kind))
-    have = peers_available() if cfg.peers else {"torch": False, "pyro": False}
-    if have["torch"]:
-        peers.append(TorchRow(x, kind))
-    if have["pyro"] and kind == "mlp":
-        peers.append(PyroRow(x, kind))
-    rates = {row.name: [] for row in peers}
-    # CPU seconds (all threads of this process) per epoch: on a shared machine a row may get less
-    # than the cores it asks for; images per CPU-second says what each row costs whatever it got.
-    cpu = {lib.name: [], **{row.name: [] for row in peers}}
-    lib_started = [time.process_time()]
-
-    def after_epoch():
-        cpu[lib.name].append(time.process_time() - lib_started[0])
-        for row in peers:
-            c0 = time.process_time()
-            rates[row.name].append(row.epoch())
-            cpu[row.name].append(time.process_time() - c0)
-        lib_started[0] = time.process_time()
-
-    repeats = cfg.repeats if kind == "mlp" else cfg.conv_repeats
-    lib_rates = lib.run(cfg.warmup_epochs + repeats, after_epoch)
-    rates = {lib.name: lib_rates, **rates}
-    images = (len(x) // BATCH) * BATCH
-    return {
-        "rates": {name: r[cfg.warmup_epochs :] for name, r in rates.items()},
-        "per_cpu_second": {name: [images / c for c in cs[cfg.warmup_epochs :]] for name, cs in cpu.items()},
-        "library": lib.name,
-        "history": lib.history,
-        "missing": [m for m, ok in have.items() if not ok] if cfg.peers else ["torch", "pyro"],
-    }
+def roofline_row(gflops: dict, library_rate: float | None) -> Row:
+    """The reference model's images/s if every FLOP ran at the measured matmul rate; the library's fraction."""
+    peak, flop = max(gflops.values()), reference_flops()
+    roof = peak * 1e9 / flop
+    return Row("throughput_mlp", f"roofline: float32 matmul {peak:.1f} GFLOP/s / {flop / 1e6:.2f} MFLOP per image",
+               roof, "img/s", ratio=roof / library_rate if library_rate else None,
+               extra={"gflops": gflops, "flop_per_image": flop,
+                      "library_fraction": library_rate / roof if library_rate else None})
 
 
 def run(cfg: Config, x=None) -> list[Row]:
@@ -367,29 +233,11 @@ def run(cfg: Config, x=None) -> list[Row]:
 
     if x is None:
         x = it.load_mnist("train", n=cfg.n_train, data_dir=cfg.data_dir).images
-    rows: list[Row] = []
-    gflops = matmul_gflops(cfg.matmul_seconds)
-    peak = max(gflops.values())
-    flop = reference_flops()
-    for kind, n in (("mlp", len(x)), ("conv", min(len(x), cfg.conv_n_train or len(x)))):
-        result = measure(np.ascontiguousarray(x[:n]), kind, cfg)
-        lib_rate = median(result["rates"][result["library"]])
-        table = f"throughput_{kind}"
-        for name, r in result["rates"].items():
-            rows.append(Row(table, name, median(r), "img/s", ratio=median(r) / lib_rate,
-                            extra={"runs": [round(v, 1) for v in r], "images": n, "batch": BATCH,
-                                   "img_per_cpu_second": median(result["per_cpu_second"][name])}))
-        for mod in result["missing"]:
-            if kind == "conv" and mod == "pyro":
-                continue
-            why = "not installed (pip install -r benchmarks/requirements-peers.txt)" if cfg.peers else f"skipped ({cfg.mode} mode)"
-            rows.append(Row(table, {"torch": "PyTorch", "pyro": "Pyro SVI"}[mod], None, "img/s", note=f"{mod} {why}"))
-        if kind == "mlp":
-            roof = peak * 1e9 / flop
-            rows.append(Row(table, f"roofline: float32 matmul {peak:.1f} GFLOP/s / {flop / 1e6:.2f} MFLOP per image",
-                            roof, "img/s", ratio=roof / lib_rate,
-                            extra={"gflops": gflops, "flop_per_image": flop, "library_fraction": lib_rate / roof}))
-    return rows
+    gflops = matmul_gflops(cfg.matmul_seconds)  # before any peer starts: the machine is this process's
+    mlp = measure(np.ascontiguousarray(x, np.float32), "mlp", cfg)
+    rows = mlp + [roofline_row(gflops, mlp[0].value)]
+    conv_x = np.ascontiguousarray(x[: cfg.conv_n_train or len(x)], np.float32)
+    return rows + measure(conv_x, "conv", cfg)
 
 
 assert abs(reference_flops() - MODEL_FLOP_PER_IMAGE) / MODEL_FLOP_PER_IMAGE < 0.01
