@@ -226,6 +226,7 @@ class AmortizationExplorer(Explorer):
         self._x, self._model, self._learning_rate = x_test, (network, decoder, prior), learning_rate
         self._locs, self._scales = q_params(network, x_test)  # once: an uncorrupted digit needs no forward pass
         self._scorer = _Scorer(network, decoder, prior, self._locs.shape[1])
+        self._scorer.q(x_test[0])  # traced now, not on the first corruption
         self._figure = _AmortizationFigure(self._locs.shape[1], float(np.max(np.abs(self._locs) + self._scales)))
         self._curve = _Curve()
         self._rng = np.random.default_rng(0)
