@@ -129,12 +129,14 @@ class _LocalTable:
         self.table = tf.Variable(rows, name=f"{name}/params")
 
     def rows(self, x, idx) -> tf.Tensor:
-        who = type(self).__name__
+        """The rows of the points ``idx: [batch]`` (integers; as many as ``x`` has points, if given)."""
         idx = tf.convert_to_tensor(idx)
-        if idx.shape.rank != 1 or not idx.dtype.is_integer:
-            raise ValueError(f"{who} expects integer indices of shape [batch], got {idx.dtype.name} {idx.shape.as_list()}")
-        if x is not None and x.shape[0] is not None and idx.shape[0] is not None and x.shape[0] != idx.shape[0]:
-            raise ValueError(f"{who} got {x.shape[0]} data points but {idx.shape[0]} indices; they must match")
+        n = None if x is None else x.shape[0]
+        if idx.shape.rank != 1 or not idx.dtype.is_integer or None not in (n, idx.shape[0]) and n != idx.shape[0]:
+            raise ValueError(
+                f"{type(self).__name__} expects integer indices of shape [{n or 'batch'}] (one per data point), "
+                f"got {idx.dtype.name} {idx.shape.as_list()}"
+            )
         if tf.executing_eagerly():
             self.check_indices(idx)
         return tf.gather(self.table, idx)
@@ -182,8 +184,7 @@ class LocalFullCovGaussian(_LocalTable):
     @classmethod
     def from_distribution(cls, q: tfd.Distribution, name: str = "local_fullcov") -> "LocalFullCovGaussian":
         """Started at a diagonal Gaussian q's loc and scale (semi-amortized start)."""
-        loc, scale = q.mean().numpy(), q.stddev().numpy()
-        return cls(loc.shape[0], loc.shape[1], loc=loc, scale=scale, name=name)
+        return cls(*q.batch_shape, *q.event_shape, loc=q.mean().numpy(), scale=q.stddev().numpy(), name=name)
 
     def __call__(self, x, idx) -> tfd.Distribution:
         rows = self.rows(x, idx)
@@ -238,20 +239,19 @@ class FlowInferenceNetwork:
             kernel_initializer=keras.initializers.VarianceScaling(0.01),
             bias_initializer=keras.initializers.Constant(bias),
         )
-        self.trunk.build((None, input_dim))
-        self.head.build((None, hidden))
+        self.net = keras.Sequential([keras.Input((input_dim,)), self.trunk, self.head], name="flow_inference_network")
 
     def params(self, x) -> tf.Tensor:
         """``x: [batch, D]`` -> flow parameters ``[batch, P]``."""
         check_batch(x, self.input_dim, "FlowInferenceNetwork")
-        return self.head(self.trunk(x))
+        return self.net(x)
 
     def __call__(self, x, idx=None) -> tfd.Distribution:
         return flow_distribution(self.params(x), self.latent_dim, self.layers, self.hidden)
 
     @property
     def trainable_variables(self) -> list:
-        return [*self.trunk.trainable_variables, *self.head.trainable_variables]
+        return list(self.net.trainable_variables)
 
     def count_params(self) -> int:
-        return int(self.trunk.count_params() + self.head.count_params())
+        return int(self.net.count_params())

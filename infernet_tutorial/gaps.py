@@ -7,10 +7,11 @@ q the inference network's output:
     inference gap       approximation gap      amortization gap
                         (the family)           (the network)
 
-Every piece is an existing function: log p(x) by `iwae_bound` with many samples (or exactly, by
-quadrature, for a 2-D latent: `quadrature_log_evidence`); the best local q by `fit` on a local
+Every piece is an existing function: log p(x) by the IWAE bound with many samples (`iwae_log_evidence`)
+or exactly, by quadrature, for a 2-D latent (`quadrature_log_evidence`, on `grid_posteriors`: the
+grids of `posterior_on_grid`, batched over the points); the best local q by `fit` on a local
 family with the decoder frozen (`best_local`, stopped by Cremer et al.'s rule `converged`); bounds
-by `elbo(kl="mc")`, which takes any q with ``sample`` and ``log_prob`` (flows included).
+by `evaluate(kl="mc")`, which takes any q with ``sample`` and ``log_prob`` (flows included).
 """
 from __future__ import annotations
 
@@ -21,9 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from .inference import History, elbo_objective, fit
-from .objectives import elbo, iwae_bound
-from .posterior_grid import posterior_on_grid
+from .inference import History, elbo_objective, evaluate, fit
+from .posterior_grid import GridPosterior
 
 
 def converged(elbo_per_step, window: int = 100, patience: int = 10) -> bool:
@@ -37,10 +37,6 @@ def converged(elbo_per_step, window: int = 100, patience: int = 10) -> bool:
     return blocks - 1 - int(np.argmax(means)) >= patience
 
 
-class _Converged(Exception):
-    """Raised by `best_local`'s callback to end `fit` early (the variables keep their values)."""
-
-
 def best_local(
     family, x, decoder, prior, *, max_steps: int = 20_000, learning_rate: float = 1e-2, num_samples: int = 1,
     window: int = 100, patience: int = 10, seed: int = 0, progress: bool = True, desc: str = "best local q",
@@ -48,68 +44,102 @@ def best_local(
     """Optimize a local ``family`` (one parameter row per point of ``x: [n, D]``) on its ELBO, decoder frozen.
 
     Full-batch Adam steps on the Monte Carlo ELBO (``num_samples`` per point, any q: ``kl="mc"``)
-    until `converged` (checked every ``window`` steps) or ``max_steps``. The points do not share
-    parameters, so this is n independent optimizations run side by side. Returns `fit`'s History
-    (``history.message`` says whether the rule stopped it).
+    until `converged` (checked every ``window`` steps; the callback's True stops `fit`) or ``max_steps``.
+    The points do not share parameters, so this is n independent optimizations run side by side.
+    Returns `fit`'s History (``history.message`` says whether the rule stopped it).
     """
     x = np.asarray(x, np.float32)
     if x.ndim != 2:
         raise ValueError(f"best_local expects x of shape [points, D], got {list(x.shape)}")
     if getattr(family, "num_points", len(x)) != len(x):
         raise ValueError(f"the local family holds {family.num_points} points but x has {len(x)}; create it with len(x) rows")
-    seen: list[History] = []
-
-    def stop_when_converged(history: History) -> None:
-        seen[:] = [history]
-        if converged(history.elbo, window, patience):
-            raise _Converged
-
-    try:
-        history = fit(
-            elbo_objective(family, decoder, prior, kl="mc", num_samples=num_samples), family.trainable_variables, x,
-            steps=max_steps, batch_size=len(x), learning_rate=learning_rate, seed=seed, steps_per_call=window,
-            progress=progress, desc=desc, callback=stop_when_converged,
-        )
-        history.message = history.message or f"stopped at the cap of {max_steps} steps before the rule was met"
-    except _Converged:
-        history = seen[0]
+    history = fit(
+        elbo_objective(family, decoder, prior, kl="mc", num_samples=num_samples), family.trainable_variables, x,
+        steps=max_steps, batch_size=len(x), learning_rate=learning_rate, seed=seed, steps_per_call=window,
+        progress=progress, desc=desc, callback=lambda h: converged(h.elbo, window, patience),
+    )
+    if history.stopped_early:
         history.message = f"converged after {history.steps} steps (no better {window}-step mean for {patience} checks)"
+    elif not history.message:
+        history.message = f"stopped at the cap of {max_steps} steps before the rule was met"
     return history
 
 
-def mc_elbo(x, family, decoder, prior, *, idx=None, num_samples: int = 1000, chunk: int = 100, seed: int = 0) -> np.ndarray:
-    """L[q] per point with ``num_samples`` Monte Carlo samples (``chunk`` at a time): ``x: [n, D]`` -> ``[n]`` nats."""
-    x = tf.constant(np.asarray(x, np.float32))
-    idx = tf.range(len(x)) if idx is None else tf.constant(np.asarray(idx))
-    q = family(x, idx)
-    parts = [
-        elbo(x, q, decoder, prior, kl="mc", num_samples=min(chunk, num_samples - start), seed=[seed, i]).numpy()
-        * min(chunk, num_samples - start)
-        for i, start in enumerate(range(0, num_samples, chunk))
-    ]
-    return np.sum(parts, axis=0) / num_samples
+def mc_elbo(x, family, decoder, prior, *, idx=None, num_samples: int = 1000, seed: int = 0, budget: int = 2**22) -> np.ndarray:
+    """L[q] per point with ``num_samples`` Monte Carlo samples and a Monte Carlo KL (any q, flows too):
+    ``x: [n, D]`` -> ``[n]`` nats. `evaluate` with ``kl="mc"``, its batches sized so that a compiled
+    call holds at most ``budget`` likelihood terms (samples x points x D)."""
+    x = np.asarray(x, np.float32)
+    batch = max(1, budget // (num_samples * x.shape[1]))
+    return evaluate(x, family, decoder, prior, idx=idx, num_samples=num_samples, kl="mc", batch_size=batch, seed=seed)["elbo"]
 
 
-def iwae_log_evidence(x, family, decoder, prior, *, idx=None, k: int = 5000, chunk: int = 250, batch: int = 50, seed: int = 0) -> np.ndarray:
+def iwae_log_evidence(x, family, decoder, prior, *, idx=None, k: int = 5000, seed: int = 0) -> np.ndarray:
     """log p(x) estimated by the IWAE bound with ``k`` samples from ``family``'s q: ``[n]`` nats.
 
     A lower bound in expectation, tight as k grows when q covers the posterior (Burda et al. 2016).
-    Memory: ``chunk`` x ``batch`` decoder outputs at a time.
+    `evaluate` with ``iwae_k=k`` (100 points per compiled call, 100 samples at a time).
     """
+    return evaluate(x, family, decoder, prior, idx=idx, iwae_k=k, kl="mc", seed=seed)["iwae"]  # kl="mc": any q
+
+
+def _log_joint_fn(decoder, prior, budget: int):
+    """A compiled log p(x_i, z) for ``x: [m, D]`` and ``z: [c, 2]`` (one grid for all points) or
+    ``[m, c, 2]`` (a grid per point): ``[m, c]``. ``budget``: most m*c*D likelihood terms at a time."""
+
+    @tf.function(reduce_retracing=True)
+    def chunk(x, z):
+        return decoder(z).log_prob(x[:, None, :]) + prior.log_prob(z)
+
+    def log_joint(x, z):
+        step = max(1, budget // (len(x) * x.shape[1]))
+        parts = [chunk(tf.constant(x), tf.constant(z[..., s : s + step, :])).numpy() for s in range(0, z.shape[-2], step)]
+        return np.concatenate(parts, axis=-1).astype(np.float64)
+
+    return log_joint
+
+
+def _grid_points(z1: np.ndarray, z2: np.ndarray) -> np.ndarray:
+    """``[len(z2) * len(z1), 2]`` float32, row-major like `posterior_grid.log_joint_on_grid`."""
+    Z1, Z2 = np.meshgrid(z1, z2)
+    return np.stack([Z1.ravel(), Z2.ravel()], axis=-1).astype(np.float32)
+
+
+def grid_posteriors(x, decoder, prior, *, n: int = 241, limit: float = 6.0, tail: float = 1e-9, budget: int = 2**22) -> list[GridPosterior]:
+    """`posterior_on_grid` for many points at once: ``x: [m, D]`` -> m `GridPosterior`s (the same two passes).
+
+    Pass 1 evaluates the decoder once on a coarse grid shared by all points (widened x1.5, up to four
+    times, for the points whose mass touches its border); pass 2 puts an ``n`` x ``n`` grid on each
+    point's own box. Both passes are compiled and batched over the points (``budget`` terms at a time).
+    """
+    if tuple(prior.event_shape) != (2,):
+        raise ValueError(f"quadrature needs a 2-D latent variable, got prior event shape {list(prior.event_shape)}")
     x = np.asarray(x, np.float32)
-    idx = np.arange(len(x)) if idx is None else np.asarray(idx)
-    bound = tf.function(lambda xb, ib, s: iwae_bound(xb, family(xb, ib), decoder, prior, k=k, chunk=chunk, seed=s))
-    out = [
-        bound(tf.constant(x[s : s + batch]), tf.constant(idx[s : s + batch]), tf.constant([seed, i])).numpy()
-        for i, s in enumerate(range(0, len(x), batch))
-    ]
-    return np.concatenate(out)
+    if x.ndim != 2:
+        raise ValueError(f"grid_posteriors expects x of shape [points, D], got {list(x.shape)}")
+    log_joint = _log_joint_fn(decoder, prior, budget)
+    boxes, pending = [None] * len(x), np.arange(len(x))
+    for _ in range(5):
+        axis = np.linspace(-limit, limit, n)
+        coarse = log_joint(x[pending], _grid_points(axis, axis)).reshape(len(pending), n, n)
+        step, widen = axis[1] - axis[0], []
+        for i, lj in zip(pending, coarse):
+            rows, cols = np.nonzero(lj >= lj.max() + np.log(tail))
+            boxes[i] = (axis[cols.min()] - 2 * step, axis[cols.max()] + 2 * step, axis[rows.min()] - 2 * step, axis[rows.max()] + 2 * step)
+            if min(rows.min(), cols.min()) == 0 or max(rows.max(), cols.max()) == n - 1:
+                widen.append(i)
+        if not widen:
+            break
+        pending, limit = np.array(widen), limit * 1.5
+    axes = [(np.linspace(a, b, n), np.linspace(c, d, n)) for a, b, c, d in boxes]
+    fine = log_joint(x, np.stack([_grid_points(z1, z2) for z1, z2 in axes]))
+    return [GridPosterior(z1, z2, lj.reshape(n, n)) for (z1, z2), lj in zip(axes, fine)]
 
 
 def quadrature_log_evidence(x, decoder, prior, grid: int = 241) -> np.ndarray:
-    """Exact log p(x) of a 2-D latent model by quadrature (`posterior_on_grid`, ``grid`` x ``grid``
+    """Exact log p(x) of a 2-D latent model by quadrature (`grid_posteriors`, ``grid`` x ``grid``
     points per pass): ``x: [n, D]`` -> ``[n]`` nats."""
-    return np.array([posterior_on_grid(xi, decoder, prior, n=grid).log_evidence for xi in np.asarray(x, np.float32)])
+    return np.array([post.log_evidence for post in grid_posteriors(x, decoder, prior, n=grid)])
 
 
 @dataclass

@@ -96,3 +96,13 @@ def test_errors_users_can_cause():
         FlowInferenceNetwork(2)(tf.zeros([2, 28, 28]))
     with pytest.raises(ValueError, match="must have shape \\[2, 2\\]"):
         LocalFullCovGaussian(2, 2, loc=np.zeros((3, 2)))
+
+
+def test_full_covariance_from_a_diagonal_gaussian_is_that_gaussian():
+    loc, scale = np.array([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]]), np.array([[0.2, 1.5, 0.7], [2.0, 0.3, 1.0]])
+    q = it.LocalFactors(2, 3, loc=loc, scale=scale)(None, tf.range(2))
+    fam = LocalFullCovGaussian.from_distribution(q)
+    assert fam.num_points == 2 and fam.latent_dim == 3
+    full = fam(None, tf.constant([1, 0]))
+    np.testing.assert_allclose(full.mean().numpy(), loc[[1, 0]], atol=1e-6)
+    np.testing.assert_allclose(full.covariance().numpy(), np.stack([np.diag(scale[i] ** 2) for i in (1, 0)]), atol=1e-4)

@@ -13,8 +13,9 @@ import tensorflow_probability as tfp
 import infernet_tutorial as it
 from infernet_tutorial.flows import LocalFlow, LocalFullCovGaussian
 from infernet_tutorial.gaps import (
-    best_local, converged, decompose, gap_table, iwae_log_evidence, mc_elbo, quadrature_log_evidence,
+    best_local, converged, decompose, gap_table, grid_posteriors, iwae_log_evidence, mc_elbo, quadrature_log_evidence,
 )
+from infernet_tutorial.posterior_grid import posterior_on_grid
 
 tfd = tfp.distributions
 N = 3
@@ -69,7 +70,8 @@ def test_best_local_ffg_reaches_the_closed_form_approximation_gap(model, x, ffg)
     # and its variances are the closed-form optimum 1 / (S^{-1})_ii, its means the exact posterior means
     np.testing.assert_allclose(q.variance().numpy(), np.tile(model.factorized_optimum_variances("kl_qp"), (N, 1)), rtol=0.03)
     np.testing.assert_allclose(q.mean().numpy(), model.posterior(x).mean().numpy(), atol=0.02)
-    assert history.steps <= 3000 and history.message
+    assert history.stopped_early and history.steps < 3000 and history.message.startswith("converged after")
+    assert converged(history.elbo) and not converged(history.elbo[: history.steps - 100])  # stopped at the first check met
 
 
 def test_full_covariance_family_closes_the_approximation_gap(model, x):
@@ -83,7 +85,7 @@ def test_full_covariance_family_closes_the_approximation_gap(model, x):
 def test_flow_family_nearly_closes_the_approximation_gap(model, x):
     family = LocalFlow(N, 2)
     best_local(family, x, model, model.prior, max_steps=4000, learning_rate=decaying(steps=4000), num_samples=10, progress=False)
-    gap = model.log_evidence(x).numpy() - mc_elbo(x, family, model, model.prior, num_samples=20_000, chunk=5000)
+    gap = model.log_evidence(x).numpy() - mc_elbo(x, family, model, model.prior, num_samples=20_000)
     assert np.all(gap < 0.1 * closed_form_ffg_gap(model)), gap
     assert np.all(gap > -0.01), gap  # an ELBO never exceeds log p(x) beyond Monte Carlo noise
 
@@ -118,14 +120,14 @@ def test_quadrature_and_iwae_agree_with_the_exact_evidence(model, x, ffg):
     # narrow along the correlation: its weights have infinite variance and IWAE converges slowly.)
     wide = it.LocalFactors(N, 2, loc=model.posterior(x).mean().numpy(), scale=np.tile(1.5 * model.posterior(x).stddev().numpy()[:1], (N, 1)))
     assert np.all(exact - model.exact_elbo(x, wide(None, tf.range(N))).numpy() > 0.5)
-    iwae = iwae_log_evidence(x, wide, model, model.prior, k=5000, chunk=1000)
+    iwae = iwae_log_evidence(x, wide, model, model.prior, k=5000)
     np.testing.assert_allclose(iwae, exact, atol=0.06)  # Monte Carlo noise ~ 0.02; the ELBO is > 0.5 below
 
 
 def test_mc_elbo_matches_the_closed_form_elbo(model, x, ffg):
     family, _ = ffg
     closed = model.exact_elbo(x, family(None, tf.range(N))).numpy()
-    np.testing.assert_allclose(mc_elbo(x, family, model, model.prior, num_samples=20_000, chunk=5000), closed, atol=0.02)
+    np.testing.assert_allclose(mc_elbo(x, family, model, model.prior, num_samples=20_000), closed, atol=0.02)
 
 
 def test_best_local_checks_the_number_of_rows(model, x):
@@ -143,3 +145,21 @@ def test_gap_table_has_cremers_rows_and_marks_missing_networks():
     row = {line[:30].strip(): line[30:].split() for line in lines[1:]}
     assert row["approximation gap, FFG"] == ["1.50"] and row["amortization gap, FFG"] == ["2.50"]
     assert row["inference gap, FFG"] == ["4.00"] and row["L[q_flow] (network)"] == ["—"]
+
+
+def test_grid_posteriors_are_posterior_on_grid_batched():
+    """The same two passes as `posterior_on_grid`, one point at a time: the same grids and log p(x),
+    for posteriors of different widths and places (one wide enough to widen the coarse grid)."""
+    it.set_random_seed(0)
+    decoder, prior = it.BernoulliDecoder(2, hidden=16), it.standard_normal_prior(2)
+    x = np.random.default_rng(0).integers(0, 2, size=(3, 784)).astype(np.float32)
+    x[2] = 0  # a blank digit
+    batched = grid_posteriors(x, decoder, prior, n=61, limit=1.0, budget=50_000)  # small budget: several chunks
+    for xi, post in zip(x, batched):
+        single = posterior_on_grid(xi, decoder, prior, n=61, limit=1.0)
+        np.testing.assert_allclose(post.z1, single.z1, rtol=1e-6)
+        np.testing.assert_allclose(post.z2, single.z2, rtol=1e-6)
+        assert post.log_evidence == pytest.approx(single.log_evidence, abs=1e-4)
+    assert batched[0].z1[-1] - batched[0].z1[0] > 2.0  # limit=1 was too narrow: the coarse grid was widened
+    with pytest.raises(ValueError, match="2-D latent"):
+        grid_posteriors(x, decoder, it.standard_normal_prior(3))
