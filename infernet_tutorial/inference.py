@@ -15,14 +15,17 @@ from . import startup  # noqa: F401  (TensorFlow without its start-up lines; fir
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from .checks import as_points, check_data, check_finite, check_positive_int
-from .families import LocalFactors, check_family_indices
+from .families import Family, LocalFactors, check_family_indices
 from .loop import DivergenceWarning, History, Objective, fit, use_xla  # noqa: F401  (re-exported)
 from .objectives import check_kl, elbo, iwae_bound
 
+tfd = tfp.distributions
 
-def elbo_objective(family, decoder, prior, kl: str = "analytic", num_samples: int = 1) -> Objective:
+
+def elbo_objective(family: Family, decoder, prior: tfd.Distribution, kl: str = "analytic", num_samples: int = 1) -> Objective:
     """objective(x, idx, seed) = ELBO of every point of the batch under ``family(x, idx)``: ``[batch]`` (notebook 06)."""
     check_kl(kl)
     check_positive_int(num_samples, "num_samples")
@@ -34,9 +37,9 @@ def elbo_objective(family, decoder, prior, kl: str = "analytic", num_samples: in
 
 
 def train(
-    family,
+    family: Family,
     decoder,
-    prior,
+    prior: tfd.Distribution,
     x,
     *,
     epochs: int,
@@ -75,7 +78,7 @@ def train(
 def infer_local(
     x_new,
     decoder,
-    prior,
+    prior: tfd.Distribution,
     *,
     steps: int = 1000,
     init=None,
@@ -115,9 +118,9 @@ def infer_local(
 
 def evaluate(
     x,
-    family,
+    family: Family,
     decoder,
-    prior,
+    prior: tfd.Distribution,
     *,
     idx=None,
     num_samples: int = 1,
