@@ -23,9 +23,9 @@ def map_limits(loc: np.ndarray, least: float = 3.0, pad: float = 0.05) -> tuple[
 def _latent_figure(loc: np.ndarray, labels: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     """The map of means coloured by label; returns the view and its moving marker and decoded digit."""
     view = FigureView(WIDTH, HEIGHT)
-    ax = view.fig.add_axes((50 / WIDTH, 45 / HEIGHT, 280 / WIDTH, 265 / HEIGHT))
+    ax = view.fig.add_axes((50 / WIDTH, 58 / HEIGHT, 280 / WIDTH, 255 / HEIGHT))
     dots = ax.scatter(loc[:, 0], loc[:, 1], c=labels, cmap="tab10", s=4, alpha=0.6, vmin=-0.5, vmax=9.5, linewidths=0)
-    cbar = view.fig.colorbar(dots, cax=view.fig.add_axes((340 / WIDTH, 45 / HEIGHT, 10 / WIDTH, 265 / HEIGHT)), ticks=range(10))
+    cbar = view.fig.colorbar(dots, cax=view.fig.add_axes((340 / WIDTH, 58 / HEIGHT, 10 / WIDTH, 255 / HEIGHT)), ticks=range(10))
     cbar.set_label("digit label")
     ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), xlabel="z1", ylabel="z2")
     ax.set_title(f"inference network means of {len(loc):,} test digits", fontsize=9)
