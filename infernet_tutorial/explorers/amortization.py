@@ -111,9 +111,10 @@ class _AmortizationFigure:
         self.refined = _Errorbars(view, ax, RED, "s")
 
     def _grow(self, limit: float) -> None:
-        """Widen the y axis to ±limit (rounded up to whole units) if it is narrower: nothing is clipped."""
+        """Widen the y axis to hold ±limit if it is narrower, so that nothing is clipped: by half its
+        width at least (a full redraw costs many updates), to whole units."""
         if limit > self.limit:
-            self.limit = float(math.ceil(limit))
+            self.limit = float(math.ceil(max(limit, 1.5 * self.limit)))
             self.ax.set_ylim(-self.limit, self.limit)
             self.view.redraw()
 
