@@ -75,6 +75,22 @@ def check_index_range(idx, num_points: int, who: str, hint: str = "") -> None:
         raise ValueError(f"{who} index out of range: got indices {lo}..{hi}, valid are 0..{num_points - 1}{hint}")
 
 
+def check_idx(x, idx, who: str):
+    """``idx: [batch]`` integers, one per point of ``x`` (static checks, also while tracing): as a tensor."""
+    from . import startup  # noqa: F401  (TensorFlow without its start-up lines)
+    import tensorflow as tf
+
+    idx = tf.convert_to_tensor(idx)
+    if idx.shape.rank != 1:
+        raise ValueError(f"{who} expects idx of shape [batch], got {idx.shape.as_list()}")
+    if not idx.dtype.is_integer:
+        raise ValueError(f"{who} expects integer indices, got dtype {idx.dtype.name}")
+    n = None if x is None else x.shape[0]
+    if n is not None and idx.shape[0] is not None and n != idx.shape[0]:
+        raise ValueError(f"{who} got {n} data points but {idx.shape[0]} indices; they must match")
+    return idx
+
+
 @runtime_checkable
 class ChecksItsData(Protocol):
     """A model that knows what data it can explain (e.g. `BernoulliDecoder`: binary 784-pixel images)."""

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from .checks import check_batch, check_index_range, check_latent_dim, check_positive_int
+from .checks import check_batch, check_idx, check_index_range, check_latent_dim, check_positive_int
 from .data import IMAGE_SIDE, NUM_PIXELS
 from .models import Trainable
 
@@ -108,13 +108,7 @@ class LocalFactors(Trainable):
         return cls(loc.shape[0], loc.shape[1], loc=loc, scale=scale, name=name)
 
     def __call__(self, x, idx) -> tfd.Distribution:
-        idx = tf.convert_to_tensor(idx)
-        if idx.shape.rank != 1:
-            raise ValueError(f"LocalFactors expects idx of shape [batch], got {idx.shape.as_list()}")
-        if x is not None and x.shape[0] is not None and idx.shape[0] is not None and x.shape[0] != idx.shape[0]:
-            raise ValueError(f"LocalFactors got {x.shape[0]} data points but {idx.shape[0]} indices; they must match")
-        if not idx.dtype.is_integer:
-            raise ValueError(f"LocalFactors expects integer indices, got dtype {idx.dtype.name}")
+        idx = check_idx(x, idx, "LocalFactors")
         if tf.executing_eagerly():
             self.check_indices(idx)
         loc = tf.gather(self.loc, idx)

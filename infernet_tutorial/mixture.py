@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from .checks import check_batch, check_index_range, check_positive_int
+from .checks import check_batch, check_idx, check_index_range, check_positive_int
 from .families import check_family_indices
 from .inference import fit
 from .models import Trainable
@@ -136,9 +136,7 @@ class LocalCategorical(Trainable):
         return cls(logits.shape[0], logits.shape[1], logits=logits)
 
     def __call__(self, x, idx) -> tfd.Categorical:
-        idx = tf.convert_to_tensor(idx)
-        if idx.shape.rank != 1 or not idx.dtype.is_integer:
-            raise ValueError(f"LocalCategorical expects integer idx of shape [batch], got {idx.dtype.name} {idx.shape.as_list()}")
+        idx = check_idx(x, idx, "LocalCategorical")
         if tf.executing_eagerly():
             self.check_indices(idx)
         return tfd.Categorical(logits=tf.gather(self.logits, idx))

@@ -133,3 +133,16 @@ def test_entry_points_check_points_and_values(mnist_dir):
             call()
     with pytest.raises(ValueError, match=r"evaluate got 4 data points but 3 indices"):
         it.evaluate(np.ones((4, 784), np.float32), enc, dec, prior, idx=tf.range(3))
+
+
+@pytest.mark.parametrize("make", [lambda: it.LocalFactors(6, 2), lambda: it.LocalCategorical(6, 2)], ids=["gaussian", "categorical"])
+def test_local_families_check_their_indices_one_way(make):
+    family, x = make(), np.zeros((3, 784), np.float32)
+    who = type(family).__name__
+    with pytest.raises(ValueError, match=rf"^{who} got 3 data points but 2 indices; they must match$"):
+        family(x, np.arange(2))
+    with pytest.raises(ValueError, match=rf"^{who} expects integer indices, got dtype float"):
+        family(x, np.arange(3.0))
+    with pytest.raises(ValueError, match=rf"^{who} expects idx of shape \[batch\], got \[3, 1\]$"):
+        family(x, np.zeros((3, 1), np.int64))
+    assert family(x, np.array([5, 0, 2])).batch_shape == [3]
