@@ -203,6 +203,25 @@ def test_amortization_refine_improves_elbo_and_trains_nothing_else(shown, digits
     assert f"digit {explorer.controls['index'].value})" in explorer.views["elbo"].value
 
 
+def test_amortization_q_axis_holds_every_bar(shown, digits, model):
+    """The q(z|x) plot's y axis widens when a bar would leave it: nothing is clipped."""
+    _, decoder, prior = model
+
+    def network(x):  # every mean is the digit's ink / 25: flipping pixels adds ink
+        ink_mass = tf.reduce_sum(x, axis=1, keepdims=True) / 25.0
+        return diag_gaussian(tf.tile(ink_mass, [1, 10]), tf.ones_like(tf.tile(ink_mass, [1, 10])))
+
+    explorer = widgets.amortization_explorer(digits.images, network, decoder, prior)
+    ax = explorer.picture.fig.axes[0]
+    first = ax.get_ylim()
+    assert first[0] == -first[1] and first[1] >= digits.images.sum(axis=1).max() / 25 + 1
+    explorer.controls["noise"].value = 0.3
+    top = widgets.corrupt(digits.images[0], 0, 0.3, seed=0).sum() / 25 + 1
+    assert top > first[1], "the flipped digit's bars leave the first frame"
+    low, high = ax.get_ylim()
+    assert low <= -top and high >= top
+
+
 def test_amortization_explorer_rejects_grey_levels(shown, mnist_dir, model):
     grey = load_mnist("test", n=5, binarize=None, data_dir=mnist_dir).images
     with pytest.raises(ValueError, match="binary pixels"):
