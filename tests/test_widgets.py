@@ -261,6 +261,25 @@ def test_latent_explorer_decodes_the_chosen_point(shown, digits):
     assert f"label {digits.labels[nearest]}" in text.value
 
 
+def test_latent_map_holds_means_beyond_the_prior(shown, digits):
+    """Means far outside [-3, 3] stay on the map and within the sliders' reach (notebook 03 clipped them once)."""
+    _, decoder, _ = small_model(latent_dim=2, hidden=8, seed=2)
+
+    def network(x):  # z1 = ink / 20 - 5, z2 = its negative: digits spread over about [-5, 5]
+        z1 = tf.reduce_sum(x, axis=1, keepdims=True) / 20.0 - 5.0
+        return diag_gaussian(tf.concat([z1, -z1], axis=1), tf.ones_like(tf.concat([z1, z1], axis=1)))
+
+    explorer = widgets.latent_explorer(network, decoder, digits.images, digits.labels)
+    z1 = digits.images.sum(axis=1) / 20 - 5
+    assert z1.max() > 3 or z1.min() < -3, "the stub must put some means beyond the prior's bulk"
+    ax = explorer.picture.fig.axes[0]
+    (x_lo, x_hi), (y_lo, y_hi) = ax.get_xlim(), ax.get_ylim()
+    assert x_lo < z1.min() and x_hi > z1.max() and y_lo < -z1.max() and y_hi > -z1.min()
+    sliders = explorer.controls
+    assert (sliders["z1"].min, sliders["z1"].max) == pytest.approx((x_lo, x_hi), abs=0.05)
+    assert (sliders["z2"].min, sliders["z2"].max) == pytest.approx((y_lo, y_hi), abs=0.05)
+
+
 def test_latent_explorer_needs_two_dimensions(shown, digits, model):
     network, decoder, _ = model
     with pytest.raises(ValueError, match="latent_dim=2, got latent_dim=10"):
