@@ -186,6 +186,7 @@ def main(argv=None) -> int:
     if args.notebook_modes:
         kw["notebook_modes"] = tuple(args.notebook_modes)
     cfg = Config.tiny(**kw) if args.tiny else Config.quick(**kw) if args.quick else Config.full(**kw)
+    import infernet_tutorial  # noqa: F401  (imports TensorFlow, its start-up lines filtered)
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # test_time calls fit (a new tf.function) repeatedly: retracing notes

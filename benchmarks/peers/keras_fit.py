@@ -45,6 +45,11 @@ def build(kind: str, seed: int):
             self.trunk, self.decoder = keras.Sequential(trunk), keras.Sequential(decoder)
             self.loc = layers.Dense(peers.LATENT)
             self.scale = layers.Dense(peers.LATENT, activation="softplus")
+            self.elbo = keras.metrics.Mean(name="elbo")  # the epoch's mean, reset by fit each epoch
+
+        @property
+        def metrics(self):
+            return [self.elbo]
 
         def build(self, input_shape):
             self.trunk.build(input_shape)
@@ -68,7 +73,8 @@ def build(kind: str, seed: int):
                 loss = -tf.reduce_mean(log_lik - kl)
             grads = tape.gradient(loss, self.trainable_variables)
             self.optimizer.apply(grads, self.trainable_variables)
-            return {"elbo": -loss}
+            self.elbo.update_state(-loss)
+            return {"elbo": self.elbo.result()}
 
     keras.utils.set_random_seed(seed)
     model = VAE()

@@ -17,12 +17,13 @@ def main(argv=None) -> None:
     args = peers.parse_args(argv, __doc__)
     x = peers.load(args)
     import infernet_tutorial as it
+    from infernet_tutorial.loop import use_xla
 
     family = it.MLPInferenceNetwork(peers.LATENT) if args.kind == "mlp" else it.ConvInferenceNetwork(peers.LATENT)
     decoder = it.BernoulliDecoder(peers.LATENT, kind=args.kind)
     prior = it.standard_normal_prior(peers.LATENT)
     channel = peers.Channel(args)
-    channel.ready("library", "infernet_tutorial.train defaults (as the notebooks and CLI call it)")
+    channel.ready("library", f"infernet_tutorial.train defaults (as the notebooks and CLI call it): XLA {use_xla()}")
     if not channel.next_epoch():
         return
     cpu_start = [time.process_time()]
