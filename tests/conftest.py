@@ -13,6 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+try:  # urllib3 (imported by TensorFlow) opens a socket once on import to probe for IPv6: let it, before tests run
+    import urllib3  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 LOOPBACK = ["127.0.0.1", "::1"]
