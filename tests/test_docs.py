@@ -1,7 +1,6 @@
 """Every public object of the core modules says, in its docstring, which notebook teaches it."""
 from __future__ import annotations
 
-import importlib
 import re
 
 import pytest
@@ -11,8 +10,6 @@ import infernet_tutorial as it
 CORE = {"data", "device", "families", "importance", "inference", "mixture", "models", "objectives", "posterior_grid",
         "settings", "wake_sleep"}
 LOOP_NAMES = {"DivergenceWarning", "History", "fit"}  # re-exported by inference from loop.py, documented there
-for _module in sorted(CORE):  # imported while collecting, where pytest-socket lets urllib3 probe for IPv6
-    importlib.import_module(f"infernet_tutorial.{_module}")
 
 
 @pytest.mark.parametrize("name", sorted(n for n in it.__all__ if it._WHERE[n] in CORE and n not in LOOP_NAMES))
