@@ -6,6 +6,8 @@ import tensorflow as tf
 
 import infernet_tutorial as it
 
+from conftest import small_model
+
 
 @pytest.fixture(scope="module")
 def digits(mnist_dir):
@@ -17,9 +19,8 @@ def digits(mnist_dir):
 @pytest.fixture(scope="module")
 def trained(digits):
     """A reference model trained briefly (amortized VI: encoder + decoder)."""
-    keras.utils.set_random_seed(0)
     x, _ = digits
-    enc, dec, prior = it.MLPInferenceNetwork(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
+    enc, dec, prior = small_model(10, hidden=256, seed=0)  # the reference sizes
     history = it.train(enc, dec, prior, x, epochs=8, progress=False)
     return enc, dec, prior, history
 

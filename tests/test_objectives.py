@@ -1,17 +1,17 @@
 """ELBO and IWAE on the MNIST model: estimators agree, bounds are ordered, shapes are right."""
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import infernet_tutorial as it
 
+from conftest import small_model
+
 
 @pytest.fixture(scope="module")
 def setup(mnist_dir):
-    keras.utils.set_random_seed(0)
     x, _ = it.load_mnist("test", n=64, binarize="sample", data_dir=mnist_dir)
-    return x, it.MLPInferenceNetwork(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
+    return (x, *small_model(10, hidden=256, seed=0))
 
 
 def test_elbo_shapes_and_sign(setup):
