@@ -1,6 +1,6 @@
 """Loaded by every Python process whose PYTHONPATH starts with this folder (the offline notebook stage of
-scripts/run_tests.py): connections and name lookups beyond this machine fail, as in tests/conftest.py,
-so a notebook's kernel behaves as on Binder after a failed MNIST download. Loopback stays open: the
+scripts/run_tests.py): connections and name lookups beyond this machine fail (the pytest processes of the other
+stages use pytest-socket instead, see pyproject.toml), so a notebook's kernel behaves as on Binder after a failed MNIST download. Loopback stays open: the
 kernel talks to nbval over 127.0.0.1.
 """
 import ipaddress
