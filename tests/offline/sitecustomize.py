@@ -1,7 +1,7 @@
 """Loaded by every Python process whose PYTHONPATH starts with this folder (the offline notebook stage of
-scripts/run_tests.py): connections and name lookups beyond this machine fail (the pytest processes of the other
-stages use pytest-socket instead, see pyproject.toml), so a notebook's kernel behaves as on Binder after a failed MNIST download. Loopback stays open: the
-kernel talks to nbval over 127.0.0.1.
+scripts/run_tests.py): connections and name lookups beyond this machine fail, so a notebook's kernel behaves
+as on Binder after a failed MNIST download (the other stages' pytest processes use pytest-socket, see
+pyproject.toml; kernels are not pytest processes). Loopback stays open: the kernel talks to nbval over 127.0.0.1.
 """
 import ipaddress
 import socket
