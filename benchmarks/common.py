@@ -20,7 +20,7 @@ MODEL_FLOP_PER_IMAGE = 2.45e6  # reference MLP, forward + backward (see throughp
 
 @dataclass
 class Config:
-    """How big each benchmark is. ``Config.full()``, ``.quick()`` (smoke run < 2 min) or ``.tiny()`` (unit test)."""
+    """How big each benchmark is. ``Config.full()``, ``.quick()`` (smoke run: every benchmark and peer, small data) or ``.tiny()`` (unit test)."""
 
     mode: str = "full"
     n_train: int | None = None  # None: every shared training image
