@@ -4,11 +4,15 @@
     amortization_explorer(x_test, network, decoder, prior)     notebook 02: amortized vs refined q(z|x)
     latent_explorer(network, decoder, x_test, labels)          notebook 03: a 2-D latent space
 
-``network`` is the inference network (x -> q(z|x)). Each explorer draws one matplotlib figure
-(`explorers.canvas.FigureView`): the static parts once, the moving parts on every interaction
-(blitting), shown as a PNG in an ``ipywidgets.Image``. Each function displays ONE output that
-carries both the live widget (``application/vnd.jupyter.widget-view+json``) and a PNG of the same
-figure (``image/png``): JupyterLab shows the live explorer; GitHub, nbconvert and nbval, which
+``network`` is the inference network (x -> q(z|x)). One module per explorer (`widget_memory`,
+`widget_amortization`, `widget_latent`) on two shared ones: `widget_digits` (input checks,
+corruption, digit pixels, q(z|x) per digit) and `widget_canvas`: each explorer draws one matplotlib
+figure, its static parts once and its moving parts on every interaction (blitting), shown as a PNG
+in an ``ipywidgets.Image``.
+
+Each function displays ONE output that carries both the live widget
+(``application/vnd.jupyter.widget-view+json``) and a PNG of the same figure (``image/png``, with a
+note that it is static): JupyterLab shows the live explorer; GitHub, nbconvert and nbval, which
 cannot run widgets, show the picture (nbconvert prefers the widget when the notebook saved its
 widget state, so execute notebooks with ``--ExecutePreprocessor.store_widget_state=False``).
 Each returns the widget, an `Explorer` whose ``controls`` and ``views`` dicts name its parts.
@@ -20,12 +24,12 @@ the one digit shown, with the decoder frozen, through the library's `infer_local
 """
 from __future__ import annotations
 
-from .explorers.amortization import ELBO_SAMPLES, ELBO_SEED, AmortizationExplorer, DigitView, amortization_explorer
-from .explorers.canvas import Explorer
-from .explorers.digits import corrupt
-from .explorers.latent import latent_explorer
-from .explorers.memory import memory_explorer
 from .families import crossover_points  # notebook 01 calls widgets.crossover_points
+from .widget_amortization import ELBO_SAMPLES, ELBO_SEED, AmortizationExplorer, DigitView, amortization_explorer
+from .widget_canvas import Explorer
+from .widget_digits import corrupt
+from .widget_latent import latent_explorer
+from .widget_memory import memory_explorer
 
 __all__ = [
     "ELBO_SAMPLES",

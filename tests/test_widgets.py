@@ -18,8 +18,10 @@ from PIL import Image
 
 import infernet_tutorial as it
 from infernet_tutorial import elbo, load_mnist, widgets
-from infernet_tutorial.explorers import amortization, canvas, latent
-from infernet_tutorial.explorers.digits import ink
+from infernet_tutorial import widget_amortization as amortization
+from infernet_tutorial import widget_canvas as canvas
+from infernet_tutorial import widget_latent as latent
+from infernet_tutorial.widget_digits import ink
 from infernet_tutorial.families import diag_gaussian
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"

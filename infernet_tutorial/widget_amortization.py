@@ -11,9 +11,9 @@ from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ..data import NUM_PIXELS
-from .canvas import Explorer, FigureView, image_widget, show
-from .digits import check_digits, corrupt, ink, q_params
+from .data import NUM_PIXELS
+from .widget_canvas import Explorer, FigureView, image_widget, show
+from .widget_digits import check_digits, corrupt, ink, q_params
 
 ELBO_SAMPLES = 100  # Monte Carlo samples behind every ELBO number the explorer shows
 ELBO_SEED = 1234  # the same noise for every digit, so two numbers differ only through q
@@ -44,8 +44,8 @@ class _Scorer:
     def __init__(self, network, decoder, prior, latent_dim: int):
         import tensorflow as tf
 
-        from ..families import diag_gaussian
-        from ..objectives import elbo
+        from .families import diag_gaussian
+        from .objectives import elbo
 
         x_spec, z_spec = tf.TensorSpec([1, NUM_PIXELS], tf.float32), tf.TensorSpec([1, latent_dim], tf.float32)
 
@@ -212,7 +212,7 @@ def _refined(digit: DigitView, scorer: _Scorer, network, decoder, prior, steps: 
     """``infer_local`` on this digit alone, started at the network's q, decoder frozen -> (view, history)."""
     import tensorflow as tf
 
-    from ..inference import infer_local
+    from .inference import infer_local
 
     factors, history = infer_local(digit.x[None], decoder, prior, steps=steps, init=network, learning_rate=learning_rate,
                                    progress=False, callback=callback, steps_per_call=_equal_chunk(steps), jit_compile=False)
@@ -299,7 +299,7 @@ def amortization_explorer(x_test, network, decoder, prior, *, refine_steps: int 
     grows live and the gap between refined and amortized ELBO (this digit's amortization gap, in nats)
     is reported. Taught in notebook 02.
     """
-    from ..checks import check_binary
+    from .checks import check_binary
 
     x_test = check_digits(x_test, "amortization_explorer")
     check_binary(x_test, "amortization_explorer")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import ipywidgets as W
 import numpy as np
 
-from .canvas import Explorer, FigureView, image_widget, show
-from .digits import check_digits, ink, q_params
+from .widget_canvas import Explorer, FigureView, image_widget, show
+from .widget_digits import check_digits, ink, q_params
 
 DIGIT_SCALE = 6  # screen pixels per image pixel of the decoded digit
 DIGIT_SIDE = 28 * DIGIT_SCALE

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import IMAGE_SIDE, NUM_PIXELS
+from .data import IMAGE_SIDE, NUM_PIXELS
 
 
 def check_digits(x, who: str) -> np.ndarray:

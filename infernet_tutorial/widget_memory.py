@@ -4,9 +4,9 @@ from __future__ import annotations
 import ipywidgets as W
 import numpy as np
 
-from ..checks import check_positive_int
-from ..families import BYTES_PER_NUMBER, crossover_points, local_factors_bytes
-from .canvas import Explorer, FigureView, image_widget, show
+from .checks import check_positive_int
+from .families import BYTES_PER_NUMBER, crossover_points, local_factors_bytes
+from .widget_canvas import Explorer, FigureView, image_widget, show
 
 LANDMARKS = ((60_000, "MNIST"), (1_281_167, "ImageNet"))  # training-set sizes drawn for orientation
 
