@@ -33,7 +33,7 @@ TITLES = {
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[2])
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=" ".join(__doc__.split("\n\n")[1].split()))
     p.add_argument("--quick", action="store_true", help="smoke run of every benchmark and every installed peer on small data; writes --out or a temporary file, never results.md")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the unit test's size
     p.add_argument("--json", metavar="PATH", help="write every row's figures as JSON")
