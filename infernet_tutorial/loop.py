@@ -26,19 +26,19 @@ import numpy as np
 import tensorflow as tf
 
 from .checkpoints import manager_resumed, step_of
-from .checks import training_data
+from .checks import check_positive_int, training_data
 from .progress import finish_bar, progress_bar
 
 Objective = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
 
 class DivergenceWarning(RuntimeWarning):
-    """Training produced a non-finite ELBO and was stopped."""
+    """Training produced a non-finite ELBO and was stopped (README, Troubleshooting; every notebook trains with `fit`)."""
 
 
 @dataclass
 class History:
-    """What `fit` returns.
+    """What `fit` returns (its ELBO curves are drawn in every notebook; notebook 01 reads it first).
 
     ``elbo[t]``: mean ELBO (nats) of this call's step t's batch (NaN where Ctrl-C lost a compiled call's
     values; its steps were applied). ``steps``: steps done towards the requested total, counting those
@@ -175,10 +175,9 @@ def compiled_epoch(objective: Objective, variables, optimizer, *, seed: int, bin
 def _total_steps(epochs, steps, steps_per_epoch: int) -> int:
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs=... or steps=...")
-    total = epochs * steps_per_epoch if epochs is not None else steps
-    if not isinstance(total, (int, np.integer)) or isinstance(total, bool) or total <= 0 or (epochs is not None and epochs <= 0):
-        raise ValueError(f"epochs/steps must be positive integers, got epochs={epochs!r}, steps={steps!r}")
-    return int(total)
+    if epochs is not None:
+        return check_positive_int(epochs, "epochs", " (passes over the data)") * steps_per_epoch
+    return check_positive_int(steps, "steps", " (gradient steps)")
 
 
 def _diverged(history: History, optimizer, variables, snapshot, last: float) -> None:
@@ -217,6 +216,9 @@ def fit(
     strategy: tf.distribute.Strategy | None = None,
 ) -> History:
     """Maximize the mean of ``objective(x, idx, seed) -> [batch]`` over ``variables`` with Adam.
+
+    The one loop of every notebook (notebook 01 builds its objective by hand; notebook 06 passes sleep
+    and wake objectives to it).
 
     data: ``[N, D] float32``; ``idx`` are the batch's row numbers in ``data``.
     Give ``epochs`` (passes over the data) or ``steps`` (gradient steps). ``binarize=True`` draws

@@ -9,10 +9,9 @@ import infernet_tutorial as it
 
 CORE = {"data", "device", "families", "importance", "inference", "mixture", "models", "objectives", "posterior_grid",
         "settings", "wake_sleep"}
-LOOP_NAMES = {"DivergenceWarning", "History", "fit"}  # re-exported by inference from loop.py, documented there
 
 
-@pytest.mark.parametrize("name", sorted(n for n in it.__all__ if it._WHERE[n] in CORE and n not in LOOP_NAMES))
+@pytest.mark.parametrize("name", sorted(n for n in it.__all__ if it._WHERE[n] in CORE))
 def test_public_docstring_names_its_notebook(name):
     doc = getattr(it, name).__doc__ or ""
     assert re.search(r"notebooks? \d\d|every notebook|the CLI", doc), f"{name}: {doc.strip()[:120]!r}"
