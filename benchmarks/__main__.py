@@ -22,6 +22,8 @@ from .throughput import LIBRARY
 # memory first: its training run is a child process, measured while this process is still small
 BENCHMARKS = ("memory", "throughput", "test_time", "notebooks")
 RESULTS = Path(__file__).with_name("results.md")
+BUSY_LOAD = 1.0  # 1-minute load average above which the machine is not quiet enough for the race
+BUSY = f"The machine was busy when this run started (load average above {BUSY_LOAD:g}): its ratios are not reliable."
 TITLES = {
     "throughput_mlp": "Training throughput, reference MLP model (images/s; ratio = row / library)",
     "throughput_conv": "Training throughput, conv model (images/s; ratio = row / library)",
@@ -161,8 +163,9 @@ def write_markdown(path: Path, cfg: Config, info: dict, rows: list[Row], seconds
         f"Keras {info['keras']}, NumPy {info['numpy']}, PyTorch {info['torch']}, Pyro {info['pyro-ppl']}, "
         f"JAX {info['jax']}, optax {info['optax']}",
         f"- Load average (1/5/15 min) at start: {info['load_start']}; at end: {info['load_end']}. "
-        f"A busy machine makes absolute figures noisy; the peers of a table run in the same rounds, "
-        f"interleaved epoch by epoch, so their ratios stay fair.",
+        f"Run the race on a quiet machine: under load from other jobs even the ratios are unfair, because "
+        f"runtimes whose idle threads spin (PyTorch's OpenMP at its defaults) lose far more than the others."
+        + (f" **{BUSY}**" if info.get("busy") else ""),
         "",
         "## Targets",
         "",
@@ -191,6 +194,9 @@ def main(argv=None) -> int:
 
     tf.get_logger().setLevel("ERROR")  # test_time calls fit (a new tf.function) repeatedly: retracing notes
     info = common.machine()
+    info["busy"] = os.getloadavg()[0] > BUSY_LOAD
+    if info["busy"]:
+        print(f"WARNING: {BUSY}", flush=True)
     print(f"benchmarks ({cfg.mode} mode) on {info['cpu']} ({info['cores']} cores), TF {info['tensorflow']}, "
           f"torch {info['torch']}, pyro {info['pyro-ppl']}, jax {info['jax']}; load {info['load_start']}", flush=True)
     start = time.perf_counter()

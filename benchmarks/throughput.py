@@ -84,8 +84,13 @@ class PeerProcess:
 
     def _read(self) -> None:
         for line in self.proc.stdout:
-            if line.startswith("{"):
-                self.lines.put(json.loads(line))
+            if not line.startswith("{"):
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:  # a library printed something that only looks like JSON
+                continue
+            self.lines.put(message)
         self.lines.put(None)  # end of output
 
     def _message(self) -> dict:
