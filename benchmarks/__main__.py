@@ -27,8 +27,8 @@ BUSY = f"The machine was busy when this run started (load average above {BUSY_LO
 TITLES = {
     "throughput_mlp": "Training throughput, reference MLP model (images/s; ratio = row / library)",
     "throughput_conv": "Training throughput, conv model (images/s; ratio = row / library)",
-    "test_time": "Test-time inference for new digits (seconds; ratio = row / encoder forward pass)",
-    "memory_params": "Variational parameters vs N (float32; ratio = local factors / encoder)",
+    "test_time": "Test-time inference for new digits (seconds; ratio = row / inference network forward pass)",
+    "memory_params": "Variational parameters vs N (float32; ratio = local factors / inference network)",
     "memory_rss": "Peak RSS of a training run",
     "notebooks": "Notebooks (wall time and peak RSS of nbconvert + kernel)",
 }
@@ -117,7 +117,7 @@ def targets(rows: list[Row]) -> list[str]:
                 out.append(ratio_line(conv, peer, label))
     local = next((r for r in rows if r.table == "test_time" and r.name.startswith("local VI")), None)
     if local:
-        out.append(f"- local VI / encoder forward pass = **{local.ratio:,.0f}x** slower (target >= 1000x): "
+        out.append(f"- local VI / inference network forward pass = **{local.ratio:,.0f}x** slower (target >= 1000x): "
                    f"{'met' if local.ratio >= 1000 else 'NOT met'}")
     return out
 

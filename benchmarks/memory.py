@@ -1,8 +1,8 @@
-"""Memory of the variational parameters vs N (local factors vs one encoder), and peak RSS of training.
+"""Memory of the variational parameters vs N (local factors vs one inference network), and peak RSS of training.
 
-Local factors hold 2 N d numbers (a loc and a scale per point and latent dimension); the encoder a
+Local factors hold 2 N d numbers (a loc and a scale per point and latent dimension); the inference network a
 fixed 206,100 whatever N. The crossover N is found by bisection on real `LocalFactors` objects,
-comparing the bytes of their variables with the encoder's. Adam keeps two more copies of whatever
+comparing the bytes of their variables with the inference network's. Adam keeps two more copies of whatever
 it trains, so the optimizer state scales the same way and moves no crossover.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ def variable_bytes(variables) -> int:
 
 
 def crossover(latent_dim: int = 10) -> tuple[int, int]:
-    """Smallest N whose local factors take more bytes than the encoder; and the encoder's bytes."""
+    """Smallest N whose local factors take more bytes than the inference network; and the network's bytes."""
     import infernet_tutorial as it
 
     enc_bytes = variable_bytes(it.MLPInferenceNetwork(latent_dim).trainable_variables)
@@ -40,17 +40,17 @@ def run(cfg: Config) -> list[Row]:
 
     rows = []
     n_cross, enc_bytes = crossover()
-    encoder = it.MLPInferenceNetwork(10)
+    network = it.MLPInferenceNetwork(10)
     for n in GRID if cfg.mode != "tiny" else GRID[:2]:
         local = it.LocalFactors(n, 10)
         local_bytes = variable_bytes(local.trainable_variables)
         rows.append(Row("memory_params", f"N = {n:,}: local factors", local_bytes / 2**20, "MiB",
                         ratio=local_bytes / enc_bytes, extra={"params": local.count_params(), "N": n}))
         del local
-    rows.append(Row("memory_params", "encoder (any N)", enc_bytes / 2**20, "MiB", ratio=1.0,
-                    extra={"params": encoder.count_params()}))
-    rows.append(Row("memory_params", "crossover N (local factors > encoder)", n_cross, "points",
-                    extra={"analytic": encoder.count_params() / 20}))
+    rows.append(Row("memory_params", "inference network (any N)", enc_bytes / 2**20, "MiB", ratio=1.0,
+                    extra={"params": network.count_params()}))
+    rows.append(Row("memory_params", "crossover N (local factors > inference network)", n_cross, "points",
+                    extra={"analytic": network.count_params() / 20}))
 
     cmd = [PYTHON, "-m", "infernet_tutorial", "train", "--family", "mlp", "--epochs", str(cfg.rss_epochs),
            "--no-progress", "--iwae-n", "100", "--iwae-k", "50"]

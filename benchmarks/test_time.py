@@ -1,9 +1,9 @@
 """Test-time inference for new test digits with a trained decoder: time and mean ELBO.
 
-  - encoder forward pass: q(z | x) for all new digits in one call (amortized inference), compiled
+  - inference network forward pass: q(z | x) for all new digits in one call (amortized inference), compiled
     (the reference row) and eager (what a notebook cell costs, Python and TFP included);
   - local VI: fresh factors started at the prior, Adam until the ELBO is within 1 nat of its plateau;
-  - semi-amortized: factors started at the encoder's output, ``refine_steps`` Adam steps.
+  - semi-amortized: factors started at the inference network's output, ``refine_steps`` Adam steps.
 
 Times exclude compilation (the forward pass is timed warm, the optimizations by their warm steps);
 the compile time of each optimization is reported next to it. Mean ELBOs are evaluated afterwards
@@ -72,15 +72,15 @@ def run(cfg: Config) -> list[Row]:
     table = "test_time"
     m = len(x_test)
     return [
-        Row(table, f"encoder forward pass ({m} digits, compiled tf.function)", forward, "s", 1.0,
+        Row(table, f"inference network forward pass ({m} digits, compiled tf.function)", forward, "s", 1.0,
             {"mean_elbo": mean_elbo(encoder)}),
-        Row(table, "encoder forward pass, eager `encoder(x)` (a tfd distribution)", forward_eager, "s",
+        Row(table, "inference network forward pass, eager `network(x)` (a tfd distribution)", forward_eager, "s",
             forward_eager / forward),
         Row(table, f"local VI from the prior, to within {PLATEAU_TOLERANCE:g} nat of its plateau", local_seconds, "s",
             local_seconds / forward,
             {"mean_elbo": mean_elbo(factors), "steps": needed, "steps_run": cfg.local_vi_steps,
              "plateau_batch_elbo": plateau, "compile_seconds": h_local.compile_seconds}),
-        Row(table, f"semi-amortized: encoder + {cfg.refine_steps} refinement steps", refine_seconds, "s",
+        Row(table, f"semi-amortized: network + {cfg.refine_steps} refinement steps", refine_seconds, "s",
             refine_seconds / forward,
             {"mean_elbo": mean_elbo(refined), "steps": cfg.refine_steps, "compile_seconds": h_refine.compile_seconds}),
     ]

@@ -76,7 +76,7 @@ def test_every_benchmark_runs_tiny_and_leaves_results_md_alone(tmp_path, mnist_d
 
     assert "## Machine" in md and ("GPU figures are not yet measured" in md or "GPU: /physical_device" in md)
     assert "Load average" in md and "library / JAX + optax: not measured" in md
-    assert "library / Keras fit (XLA, one epoch per call) = **" in md and "local VI / encoder forward pass" in md
+    assert "library / Keras fit (XLA, one epoch per call) = **" in md and "local VI / inference network forward pass" in md
 
 
 # ---------------------------------------------------------------------------- where results go

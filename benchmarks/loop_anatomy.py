@@ -1,0 +1,97 @@
+"""Where a step of the library's loop spends its time: A/B variants of one compiled epoch.
+
+    python -m benchmarks.loop_anatomy [--rounds 3]
+
+Builds the reference model (MLP inference network, Bernoulli decoder, d = 10, batch 100) and times
+one compiled epoch (243 steps over the 24,345 shared training digits) of `loop.compiled_epoch` in
+variants: TensorFlow's kernels or XLA, Adam or plain SGD, with or without dynamic binarization.
+Then it times the random numbers of a batch's binarization alone, per generator. Variants run in
+one process, interleaved round by round; the medians of images/s and images per CPU-second are
+printed. benchmarks/results.md quotes these figures in "What limits the library's loop".
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import infernet_tutorial as it
+from infernet_tutorial import loop
+
+STEPS, BATCH = 243, 100
+
+
+def epoch_variant(xla: bool, binarize: bool, adam: bool):
+    import keras
+    import tensorflow as tf
+
+    it.set_random_seed(0)
+    net, dec, prior = it.MLPInferenceNetwork(10), it.BernoulliDecoder(10), it.standard_normal_prior(10)
+    variables = net.trainable_variables + dec.trainable_variables
+    optimizer = keras.optimizers.Adam(1e-3) if adam else keras.optimizers.SGD(1e-3)
+    optimizer.build(variables)
+    return loop.compiled_epoch(it.elbo_objective(net, dec, prior), variables, optimizer, seed=0,
+                               binarize=binarize, strategy=tf.distribute.get_strategy(), xla=xla)
+
+
+def noise_variant(xla: bool, alg: str):
+    import tensorflow as tf
+
+    @tf.function(jit_compile=xla)
+    def run(data):
+        def body(i, acc):
+            x = tf.gather(data, tf.range(BATCH) + i * BATCH)
+            noise = tf.random.stateless_uniform(tf.shape(x), seed=tf.stack([1, i]), alg=alg)
+            return i + 1, acc + tf.reduce_sum(tf.cast(noise < x, tf.float32))
+
+        return tf.while_loop(lambda i, acc: i < STEPS, body, (0, 0.0))[1]
+
+    return run
+
+
+def race(calls: dict, rounds: int) -> dict:
+    """{name: (median wall s, median cpu s)} of each zero-argument call, rounds interleaved."""
+    for call in calls.values():  # trace and compile
+        call()
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            call()
+            times[name].append((time.perf_counter() - t0, time.process_time() - c0))
+    return {name: tuple(np.median(np.array(v), axis=0)) for name, v in times.items()}
+
+
+def main(argv=None) -> None:
+    import tensorflow as tf
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    x = tf.constant(it.load_mnist("train", binarize=None).images)
+    batches = loop.batch_rows(int(x.shape[0]), BATCH, STEPS, 0, 0, STEPS)
+    epochs = {}
+    for xla in (False, True):
+        for binarize in (True, False):
+            for adam in (True, False):
+                run = epoch_variant(xla, binarize, adam)
+                name = f"{'XLA' if xla else 'TF kernels'}, {'Adam' if adam else 'SGD'}, {'binarized' if binarize else 'fixed pixels'}"
+                epochs[name] = lambda run=run: run(x, batches, tf.constant(0))[0].numpy()
+    print(f"one compiled epoch ({STEPS} steps of {BATCH}), median of {args.rounds} rounds; load {open('/proc/loadavg').read().split()[:3]}")
+    for name, (wall, cpu) in race(epochs, args.rounds).items():
+        print(f"  {name:40s} {STEPS * BATCH / wall:9,.0f} img/s {STEPS * BATCH / cpu:9,.0f} img per CPU-s")
+    noises = {}
+    for xla in (False, True):
+        for alg in ("auto_select", "philox", "threefry"):
+            if alg == "threefry" and not xla:
+                continue  # TensorFlow's CPU kernel takes no threefry key of this shape
+            run = noise_variant(xla, alg)
+            noises[f"{'XLA' if xla else 'TF kernels'}, {alg}"] = lambda run=run: run(x).numpy()
+    print(f"binarization noise alone ({BATCH}x784 uniforms per step), ms per step:")
+    for name, (wall, _) in race(noises, args.rounds).items():
+        print(f"  {name:40s} {wall / STEPS * 1e3:8.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
