@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Every test, in four pytest processes run one after the other (what `make test` runs).
+"""Every test, in five pytest processes run one after the other (what `make test` runs).
 
     library tests   tests/ except the three below
     distribute + benchmark tests   tests that run TensorFlow in a child process
