@@ -50,7 +50,7 @@ def run(cfg: Config) -> list[Row]:
     rows.append(Row("memory_params", "inference network (any N)", enc_bytes / 2**20, "MiB", ratio=1.0,
                     extra={"params": network.count_params()}))
     rows.append(Row("memory_params", "crossover N (local factors > inference network)", n_cross, "points",
-                    extra={"analytic": network.count_params() / 20}))
+                    extra={"analytic": it.crossover_points(network.count_params())}))  # the formula notebook 01 and the widget use
 
     cmd = [PYTHON, "-m", "infernet_tutorial", "train", "--family", "mlp", "--epochs", str(cfg.rss_epochs),
            "--no-progress", "--iwae-n", "100", "--iwae-k", "50"]
