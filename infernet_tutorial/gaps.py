@@ -8,8 +8,8 @@ q the inference network's output:
                         (the family)           (the network)
 
 Every piece is an existing function: log p(x) by the IWAE bound with many samples (`iwae_log_evidence`)
-or exactly, by quadrature, for a 2-D latent (`quadrature_log_evidence`, on `grid_posteriors`: the
-grids of `posterior_on_grid`, batched over the points); the best local q by `fit` on a local
+or exactly, by quadrature, for a 2-D latent (`quadrature_log_evidence`, on `posterior_grid.grid_posteriors`:
+the grids of `posterior_on_grid`, batched over the points); the best local q by `fit` on a local
 family with the decoder frozen (`best_local`, stopped by Cremer et al.'s rule `converged`); bounds
 by `evaluate(kl="mc")`, which takes any q with ``sample`` and ``log_prob`` (flows included).
 """
@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from .inference import History, elbo_objective, evaluate, fit
 from .objectives import iwae_bound
-from .posterior_grid import GridPosterior
+from .posterior_grid import GridPosterior, grid_posteriors  # noqa: F401  (grid_posteriors re-exported)
 
 
 def converged(elbo_per_step, window: int = 100, patience: int = 10) -> bool:
@@ -89,59 +89,6 @@ def iwae_log_evidence(x, family, decoder, prior, *, idx=None, k: int = 5000, bat
         xb = tf.constant(x[s : s + batch])
         parts.append(iwae_bound(xb, family(xb, tf.constant(idx[s : s + batch])), decoder, prior, k=k, seed=tf.constant([seed, i])).numpy())
     return np.concatenate(parts)
-
-
-def _log_joint_fn(decoder, prior, budget: int):
-    """A compiled log p(x_i, z) for ``x: [m, D]`` and ``z: [c, 2]`` (one grid for all points) or
-    ``[m, c, 2]`` (a grid per point): ``[m, c]``. ``budget``: most m*c*D likelihood terms at a time."""
-
-    @tf.function(reduce_retracing=True)
-    def chunk(x, z):
-        return decoder(z).log_prob(x[:, None, :]) + prior.log_prob(z)
-
-    def log_joint(x, z):
-        step = max(1, budget // (len(x) * x.shape[1]))
-        parts = [chunk(tf.constant(x), tf.constant(z[..., s : s + step, :])).numpy() for s in range(0, z.shape[-2], step)]
-        return np.concatenate(parts, axis=-1).astype(np.float64)
-
-    return log_joint
-
-
-def _grid_points(z1: np.ndarray, z2: np.ndarray) -> np.ndarray:
-    """``[len(z2) * len(z1), 2]`` float32, row-major like `posterior_grid.log_joint_on_grid`."""
-    Z1, Z2 = np.meshgrid(z1, z2)
-    return np.stack([Z1.ravel(), Z2.ravel()], axis=-1).astype(np.float32)
-
-
-def grid_posteriors(x, decoder, prior, *, n: int = 241, limit: float = 6.0, tail: float = 1e-9, budget: int = 2**22) -> list[GridPosterior]:
-    """`posterior_on_grid` for many points at once: ``x: [m, D]`` -> m `GridPosterior`s (the same two passes).
-
-    Pass 1 evaluates the decoder once on a coarse grid shared by all points (widened x1.5, up to four
-    times, for the points whose mass touches its border); pass 2 puts an ``n`` x ``n`` grid on each
-    point's own box. Both passes are compiled and batched over the points (``budget`` terms at a time).
-    """
-    if tuple(prior.event_shape) != (2,):
-        raise ValueError(f"quadrature needs a 2-D latent variable, got prior event shape {list(prior.event_shape)}")
-    x = np.asarray(x, np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"grid_posteriors expects x of shape [points, D], got {list(x.shape)}")
-    log_joint = _log_joint_fn(decoder, prior, budget)
-    boxes, pending = [None] * len(x), np.arange(len(x))
-    for _ in range(5):
-        axis = np.linspace(-limit, limit, n)
-        coarse = log_joint(x[pending], _grid_points(axis, axis)).reshape(len(pending), n, n)
-        step, widen = axis[1] - axis[0], []
-        for i, lj in zip(pending, coarse):
-            rows, cols = np.nonzero(lj >= lj.max() + np.log(tail))
-            boxes[i] = (axis[cols.min()] - 2 * step, axis[cols.max()] + 2 * step, axis[rows.min()] - 2 * step, axis[rows.max()] + 2 * step)
-            if min(rows.min(), cols.min()) == 0 or max(rows.max(), cols.max()) == n - 1:
-                widen.append(i)
-        if not widen:
-            break
-        pending, limit = np.array(widen), limit * 1.5
-    axes = [(np.linspace(a, b, n), np.linspace(c, d, n)) for a, b, c, d in boxes]
-    fine = log_joint(x, np.stack([_grid_points(z1, z2) for z1, z2 in axes]))
-    return [GridPosterior(z1, z2, lj.reshape(n, n)) for (z1, z2), lj in zip(axes, fine)]
 
 
 def quadrature_log_evidence(x, decoder, prior, grid: int = 241) -> np.ndarray:

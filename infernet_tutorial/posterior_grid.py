@@ -62,19 +62,57 @@ class GridPosterior:
         return np.array([[(w * d1**2).sum(), c12], [c12, (w * d2**2).sum()]])
 
 
-def log_joint_on_grid(x, decoder, prior, z1: np.ndarray, z2: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """log p(z) + log p(x | z) for ``x: [D]`` at every z = (z1[j], z2[i]): ``[len(z2), len(z1)]`` float64.
+def _log_joint_fn(decoder, prior, budget: int):
+    """A compiled log p(x_i, z) for ``x: [m, D]`` and ``z: [c, 2]`` (one grid for all points) or
+    ``[m, c, 2]`` (a grid per point): ``[m, c]``. ``budget``: most m*c*D likelihood terms at a time."""
 
-    The decoder sees ``chunk`` grid points at a time (memory of ``chunk`` x D likelihood terms).
-    """
+    @tf.function(reduce_retracing=True)
+    def chunk(x, z):
+        return decoder(z).log_prob(x[:, None, :]) + prior.log_prob(z)
+
+    def log_joint(x, z):
+        step = max(1, budget // (len(x) * x.shape[1]))
+        parts = [chunk(tf.constant(x), tf.constant(z[..., s : s + step, :])).numpy() for s in range(0, z.shape[-2], step)]
+        return np.concatenate(parts, axis=-1).astype(np.float64)
+
+    return log_joint
+
+
+def _grid_points(z1: np.ndarray, z2: np.ndarray) -> np.ndarray:
+    """``[len(z2) * len(z1), 2]`` float32, row-major: row i of a grid is z2[i], column j is z1[j]."""
     Z1, Z2 = np.meshgrid(z1, z2)
-    z = np.stack([Z1.ravel(), Z2.ravel()], axis=-1).astype(np.float32)  # [G, 2]
-    x = tf.constant(np.asarray(x, np.float32))
-    parts = []
-    for start in range(0, len(z), chunk):
-        zc = tf.constant(z[start : start + chunk])
-        parts.append((decoder(zc).log_prob(x) + prior.log_prob(zc)).numpy().astype(np.float64))
-    return np.concatenate(parts).reshape(Z1.shape)
+    return np.stack([Z1.ravel(), Z2.ravel()], axis=-1).astype(np.float32)
+
+
+def grid_posteriors(x, decoder, prior, *, n: int = 241, limit: float = 6.0, tail: float = 1e-9, budget: int = 2**22) -> list[GridPosterior]:
+    """The exact posteriors of many points at once: ``x: [m, D]`` -> m `GridPosterior`s (notebooks 02 and 05).
+
+    Pass 1 evaluates the decoder once on a coarse grid shared by all points (widened x1.5, up to four
+    times, for the points whose mass touches its border); pass 2 puts an ``n`` x ``n`` grid on each
+    point's own box. Both passes are compiled and batched over the points (``budget`` terms at a time).
+    """
+    if tuple(prior.event_shape) != (2,):
+        raise ValueError(f"quadrature needs a 2-D latent variable, got prior event shape {list(prior.event_shape)}")
+    x = np.asarray(x, np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"grid_posteriors expects x of shape [points, D], got {list(x.shape)}")
+    log_joint = _log_joint_fn(decoder, prior, budget)
+    boxes, pending = [None] * len(x), np.arange(len(x))
+    for _ in range(5):
+        axis = np.linspace(-limit, limit, n)
+        coarse = log_joint(x[pending], _grid_points(axis, axis)).reshape(len(pending), n, n)
+        step, widen = axis[1] - axis[0], []
+        for i, lj in zip(pending, coarse):
+            rows, cols = np.nonzero(lj >= lj.max() + np.log(tail))
+            boxes[i] = (axis[cols.min()] - 2 * step, axis[cols.max()] + 2 * step, axis[rows.min()] - 2 * step, axis[rows.max()] + 2 * step)
+            if min(rows.min(), cols.min()) == 0 or max(rows.max(), cols.max()) == n - 1:
+                widen.append(i)
+        if not widen:
+            break
+        pending, limit = np.array(widen), limit * 1.5
+    axes = [(np.linspace(a, b, n), np.linspace(c, d, n)) for a, b, c, d in boxes]
+    fine = log_joint(x, np.stack([_grid_points(z1, z2) for z1, z2 in axes]))
+    return [GridPosterior(z1, z2, lj.reshape(n, n)) for (z1, z2), lj in zip(axes, fine)]
 
 
 def posterior_on_grid(x, decoder, prior, *, limit: float = 6.0, n: int = 241, tail: float = 1e-9) -> GridPosterior:
@@ -82,21 +120,11 @@ def posterior_on_grid(x, decoder, prior, *, limit: float = 6.0, n: int = 241, ta
 
     Pass 1: an ``n`` x ``n`` grid over [-limit, limit]^2, widened (x1.5, up to four times) while
     posterior density above ``tail`` times its maximum touches the border. Pass 2: an ``n`` x ``n``
-    grid over the box where pass 1 found such density, widened by two coarse cells.
+    grid over the box where pass 1 found such density, widened by two coarse cells (`grid_posteriors`).
     """
     if tuple(prior.event_shape) != (2,):
         raise ValueError(f"posterior_on_grid needs a 2-D latent variable, got prior event shape {list(prior.event_shape)}")
     x = np.asarray(x, np.float32)
     if x.ndim != 1:
         raise ValueError(f"posterior_on_grid takes one data point x of shape [D], got {list(x.shape)}")
-    for _ in range(5):
-        axis = np.linspace(-limit, limit, n)
-        coarse = log_joint_on_grid(x, decoder, prior, axis, axis)
-        rows, cols = np.nonzero(coarse >= coarse.max() + np.log(tail))
-        if min(rows.min(), cols.min()) > 0 and max(rows.max(), cols.max()) < n - 1:
-            break
-        limit *= 1.5
-    step = axis[1] - axis[0]
-    z1 = np.linspace(axis[cols.min()] - 2 * step, axis[cols.max()] + 2 * step, n)
-    z2 = np.linspace(axis[rows.min()] - 2 * step, axis[rows.max()] + 2 * step, n)
-    return GridPosterior(z1, z2, log_joint_on_grid(x, decoder, prior, z1, z2))
+    return grid_posteriors(x[None], decoder, prior, n=n, limit=limit, tail=tail)[0]
