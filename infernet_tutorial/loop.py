@@ -239,7 +239,8 @@ def fit(
     The loop stops at the first non-finite ELBO and keeps finite weights; Ctrl-C returns the history so far.
     """
     data = training_data(data, batch_size, binarize)
-    steps_per_epoch = int(data.shape[0]) // batch_size
+    n = int(data.shape[0])
+    steps_per_epoch = n // batch_size
     total = _total_steps(epochs, steps, steps_per_epoch)
     variables = list(variables)
     if not variables:
@@ -259,11 +260,11 @@ def fit(
     start, bar = time.perf_counter(), progress_bar(total, restored, desc, progress)
     try:
         while (done := step_of(optimizer) - first_step) < total:
-            step0 = step_of(optimizer)
+            step0 = first_step + done  # the global step (optimizer.iterations) this call starts at
             num = min(chunk - step0 % chunk if steps_per_epoch > 1 else chunk, total - done)
             snapshot = [tf.identity(v) for v in variables]
             t0 = time.perf_counter()
-            out, ran, ok = run(data, batch_rows(int(data.shape[0]), batch_size, steps_per_epoch, seed, step0, num), tf.constant(step0))
+            out, ran, ok = run(data, batch_rows(n, batch_size, steps_per_epoch, seed, step0, num), tf.constant(step0))
             history.call_times.append((int(ran), time.perf_counter() - t0))
             values.append(out.numpy()[: int(ran)])
             _report(bar, values[-1])
