@@ -79,15 +79,23 @@ class History:
         return steps * self.batch_size / secs if secs > 0 else float("nan")
 
 
-def use_xla(jit_compile: bool | None = None) -> bool:
-    """``jit_compile=None`` means "where it pays": XLA when TensorFlow sees a GPU, not on a CPU.
+XLA_MIN_STEPS = 1000  # about where XLA's extra compilation (~2 s) pays back on a CPU (benchmarks/results.md)
 
-    On a CPU TensorFlow's own (oneDNN) kernels run the small steps of this tutorial about as fast as
-    XLA and compile faster; benchmarks/results.md holds the measurement.
+
+def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = (), steps: int = 0) -> bool:
+    """``jit_compile=None`` means "where it pays": always when TensorFlow sees a GPU; on a CPU, for a
+    training run of at least `XLA_MIN_STEPS` steps whose ``variables`` hold no convolution kernel.
+
+    On a CPU, XLA runs a dense model's step about twice as fast as TensorFlow's own kernels but
+    compiles a few seconds longer, and its convolutions are many times slower than TensorFlow's
+    (oneDNN) ones; benchmarks/results.md holds the measurements. Without ``steps`` (an evaluation,
+    not a training run) a CPU gets TensorFlow's kernels.
     """
-    if jit_compile is None:
-        return bool(tf.config.list_logical_devices("GPU"))
-    return bool(jit_compile)
+    if jit_compile is not None:
+        return bool(jit_compile)
+    if tf.config.list_logical_devices("GPU"):
+        return True
+    return steps >= XLA_MIN_STEPS and all(len(v.shape) <= 2 for v in variables)
 
 
 def batch_rows(n: int, batch_size: int, steps_per_epoch: int, seed: int, step0: int, num: int) -> tf.Tensor:
@@ -106,6 +114,26 @@ def batch_rows(n: int, batch_size: int, steps_per_epoch: int, seed: int, step0: 
 def _all_finite(tensors) -> tf.Tensor:
     flags = [tf.reduce_all(tf.math.is_finite(t.values if isinstance(t, tf.IndexedSlices) else t)) for t in tensors if t is not None]
     return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
+
+
+def _cond_apply(ok: tf.Tensor, apply: Callable[[], object]) -> None:
+    """Run ``apply`` (an optimizer step) only if ``ok``: a `tf.cond`, for TensorFlow's kernels."""
+    tf.cond(ok, lambda: (apply(), tf.constant(True))[1], lambda: tf.constant(False))
+
+
+def _select_apply(state: list):
+    """``apply_if(ok, apply)`` for XLA: run ``apply``, then put every variable of ``state`` (model and
+    optimizer) back if not ``ok``. The same result as `_cond_apply`; under XLA on a CPU a `tf.cond`
+    around the update costs about as much as the rest of the step's guard and noise together
+    (benchmarks/results.md, "What limits the library's loop"), a select next to nothing."""
+
+    def apply_if(ok: tf.Tensor, apply: Callable[[], object]) -> None:
+        before = [tf.identity(v) for v in state]
+        apply()
+        for v, old in zip(state, before):
+            v.assign(tf.where(ok, v, old))
+
+    return apply_if
 
 
 def _replica_step(objective: Objective, variables, replicas: int, xla: bool):
@@ -141,28 +169,27 @@ def compiled_epoch(objective: Objective, variables, optimizer, *, seed: int, bin
     replicas = strategy.num_replicas_in_sync
     step = _replica_step(objective, variables, replicas, xla)
     seed_t = tf.constant(int(seed), tf.int32)
+    loop_xla = xla and replicas == 1  # with replicas, XLA compiles each replica's step, not the loop
+    # Under XLA on a CPU, Threefry draws the binarization noise at a fraction of Philox's cost (and
+    # TensorFlow's default generator is slower still); TensorFlow's own kernels have Philox only.
+    noise_alg = "threefry" if loop_xla else "philox"
+    apply_if = _select_apply(list(variables) + list(optimizer.variables)) if loop_xla else _cond_apply
 
-    @tf.function(jit_compile=xla and replicas == 1)
+    @tf.function(jit_compile=loop_xla)
     def run(data, batches, step0):
         def body(i, ok, values):
             x = tf.gather(data, batches[i])
             step_seed = tf.stack([seed_t + 1, step0 + i])
             if binarize:
-                # Philox by name: the same numbers as the default on a CPU, and under XLA on a CPU the
-                # default ("auto_select") generator is many times slower (benchmarks/results.md)
-                noise = tf.random.stateless_uniform(tf.shape(x), seed=tf.random.experimental.stateless_fold_in(step_seed, 1), alg="philox")
+                noise = tf.random.stateless_uniform(tf.shape(x), seed=tf.random.experimental.stateless_fold_in(step_seed, 1), alg=noise_alg)
                 x = tf.cast(noise < x, tf.float32)
             noise_seed = tf.random.experimental.stateless_fold_in(step_seed, 2)
             if replicas == 1:
                 value, grads = step(x, batches[i], noise_seed)
             else:  # every local replica holds the same all-reduced sums: take the first
                 value, grads = strategy.experimental_local_results(strategy.run(step, args=(x, batches[i], noise_seed)))[0]
-
-            def apply():
-                optimizer.apply_gradients(zip(grads, variables))
-                return tf.constant(True)
-
-            ok = tf.cond(tf.math.is_finite(value) & _all_finite(grads), apply, lambda: tf.constant(False))
+            ok = tf.math.is_finite(value) & _all_finite(grads)
+            apply_if(ok, lambda: optimizer.apply_gradients(zip(grads, variables)))
             return i + 1, ok, values.write(i, value)
 
         values = tf.TensorArray(tf.float32, size=batches.shape[0])
@@ -227,7 +254,8 @@ def fit(
     The global step is ``optimizer.iterations``: a restored optimizer resumes the same random stream.
     ``callback(history)`` runs after every compiled call (an epoch, or ``steps_per_call`` steps
     when the batch is the whole data set); if it returns True, fit stops there (``stopped_early``).
-    ``jit_compile``: compile the loop with XLA (None: on a GPU only, see `use_xla`).
+    ``jit_compile``: compile the loop with XLA (None: where it pays, see `use_xla`: on a GPU, and on a
+    CPU for runs of at least 1,000 steps of a model without convolutions).
     ``checkpoint_dir``: save variables and optimizer there after every finite call (2 kept) and, if
     a checkpoint is already there, resume from it: the run then takes only the steps still missing,
     with the randomness it would have used (see `checkpoints`).
@@ -251,7 +279,7 @@ def fit(
     with strategy.scope():
         optimizer = optimizer or keras.optimizers.Adam(learning_rate)
         optimizer.build(variables)
-    run = compiled_epoch(objective, variables, optimizer, seed=seed, binarize=binarize, strategy=strategy, xla=use_xla(jit_compile))
+    run = compiled_epoch(objective, variables, optimizer, seed=seed, binarize=binarize, strategy=strategy, xla=use_xla(jit_compile, variables, total))
     manager, resumed = manager_resumed(checkpoint_dir, optimizer, variables) if checkpoint_dir is not None else (None, False)
     restored = min(step_of(optimizer), total) if resumed else 0
     first_step = step_of(optimizer) - restored  # global step of this run's step 0

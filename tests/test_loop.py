@@ -1,6 +1,10 @@
-"""The loop's bookkeeping: early stopping from a callback, per-call timings, one step count."""
+"""The loop's bookkeeping (early stopping from a callback, per-call timings, one step count) and what
+changes with XLA: when it is used, the divergence guard, the binarization noise."""
+import warnings
+
 import keras
 import numpy as np
+import pytest
 
 import infernet_tutorial as it
 from infernet_tutorial import loop
@@ -53,3 +57,68 @@ def test_ctrl_c_after_a_compiled_call_pads_its_lost_values_with_nan(monkeypatch)
     assert h.interrupted and h.steps == 6 == len(h.elbo)
     assert np.all(np.isfinite(h.elbo[:3])) and np.all(np.isnan(h.elbo[3:]))
     assert "after 6 of 15 steps" in h.message
+
+
+def test_xla_where_it_pays():
+    """jit_compile=None: XLA on a GPU; on a CPU for runs of >= XLA_MIN_STEPS steps without conv kernels."""
+    import tensorflow as tf
+
+    dense, conv = [tf.Variable(tf.zeros([784, 256])), tf.Variable(tf.zeros(256))], [tf.Variable(tf.zeros([3, 3, 1, 8]))]
+    assert loop.use_xla(True) and not loop.use_xla(False, dense, 10**6)
+    if tf.config.list_logical_devices("GPU"):
+        assert loop.use_xla(None, conv, 1)
+        return
+    assert not loop.use_xla() and not loop.use_xla(None, dense, loop.XLA_MIN_STEPS - 1)
+    assert loop.use_xla(None, dense, loop.XLA_MIN_STEPS) and not loop.use_xla(None, dense + conv, 10**6)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_non_finite_step_is_not_applied_to_weights_or_optimizer(jit_compile):
+    """The guard (a tf.cond with TensorFlow's kernels, a select under XLA) leaves the weights, Adam's
+    moments and its step count exactly as after the last finite step. The objective turns NaN once w
+    passes 5 (its gradient stays finite there: a bare Adam update would still move the moments)."""
+    import tensorflow as tf
+
+    x = np.zeros((1, 1), np.float32)
+
+    def run(steps):
+        w = tf.Variable([0.0])
+        opt = keras.optimizers.Adam(1.0)
+
+        def objective(x, idx, seed):
+            return tf.where(w[0] > 5.0, np.nan, -tf.reduce_sum((w - 10.0) ** 2)) + 0.0 * tf.reduce_sum(x, -1)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            h = it.fit(objective, [w], x, steps=steps, batch_size=1, optimizer=opt, jit_compile=jit_compile, progress=False)
+        return h, [v.numpy() for v in [w, *opt.variables]], caught
+
+    h, after, caught = run(50)
+    assert h.diverged_at is not None and 3 < h.diverged_at < 20, h.diverged_at
+    assert len([c for c in caught if c.category is it.DivergenceWarning]) == 1
+    ref, before, _ = run(h.diverged_at)  # exactly the finite steps
+    assert ref.diverged_at is None and int(before[1]) == h.diverged_at  # optimizer.iterations
+    for a, b in zip(after, before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_binarization_noise_is_fresh_and_unbiased_with_and_without_xla(mnist_dir, jit_compile):
+    """SGD on sum_n x_n . w_n with learning rate N/T makes w the mean of the T binarized batches
+    (rows in data order): with either generator (Philox, Threefry under XLA) it is the grey level."""
+    import tensorflow as tf
+
+    grey, _ = it.load_mnist("test", n=50, data_dir=mnist_dir)
+    steps = 200
+    w = tf.Variable(tf.zeros([50, 784]))
+
+    def objective(x, idx, seed):
+        return tf.reduce_sum(x * tf.gather(w, idx), -1)
+
+    it.fit(objective, [w], grey, steps=steps, batch_size=50, binarize=True, jit_compile=jit_compile,
+           optimizer=keras.optimizers.SGD(50 / steps), progress=False)
+    mean = w.numpy()
+    np.testing.assert_allclose(mean * steps, np.round(mean * steps), atol=1e-3)  # counts of on-pixels
+    assert np.abs(mean - grey).mean() < 0.01  # a biased or frozen generator misses by far more
+    grey_pixels = (grey > 0.2) & (grey < 0.8)
+    assert np.all(mean[grey_pixels] > 0) and np.all(mean[grey_pixels] < 1)  # fresh pixels every step
