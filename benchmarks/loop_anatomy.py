@@ -4,14 +4,18 @@
 
 Builds the reference model (MLP inference network, Bernoulli decoder, d = 10, batch 100) and times
 one compiled epoch (243 steps over the 24,345 shared training digits) of `loop.compiled_epoch` in
-variants: TensorFlow's kernels or XLA, Adam or plain SGD, with or without dynamic binarization.
-Then it times the random numbers of a batch's binarization alone, per generator. Variants run in
-one process, interleaved round by round; the medians of images/s and images per CPU-second are
-printed. benchmarks/results.md quotes these figures in "What limits the library's loop".
+variants: TensorFlow's kernels or XLA, Adam or plain SGD, with or without dynamic binarization, and,
+under XLA, with the loop's earlier choices put back (Philox for the binarization noise, a guard around
+the update inside the step: a `tf.cond`, or a `tf.where` select), and with TFP's own normal noise
+(the reparameterized sample of q) drawn by Threefry, which only a patch of TFP's internals can do. Then it times the random numbers of a batch's binarization
+alone, per generator. Variants run in one process, interleaved round by round; the medians of
+images/s and images per CPU-second are printed. benchmarks/results.md quotes these figures in
+"What limits the library's loop".
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
@@ -22,7 +26,58 @@ from infernet_tutorial import loop
 STEPS, BATCH = 243, 100
 
 
-def epoch_variant(xla: bool, binarize: bool, adam: bool):
+@contextlib.contextmanager
+def philox_noise():
+    """While a variant is traced: Philox for the binarization noise under XLA (the loop's earlier choice)."""
+    import tensorflow as tf
+
+    uniform = tf.random.stateless_uniform
+    tf.random.stateless_uniform = lambda *a, alg=None, **k: uniform(*a, alg="philox", **k)
+    try:
+        yield
+    finally:
+        tf.random.stateless_uniform = uniform
+
+
+@contextlib.contextmanager
+def tfp_normal_threefry():
+    """While a variant is traced: TFP's normal noise (q.sample) drawn with Threefry. Measurement only:
+    TFP offers no public way to choose the generator, so this patches its internal `samplers` module."""
+    from tensorflow_probability.python.internal import samplers
+
+    normal = samplers.tf.random.stateless_normal
+    samplers.tf.random.stateless_normal = lambda *a, **k: normal(*a, alg="threefry", **k)
+    try:
+        yield
+    finally:
+        samplers.tf.random.stateless_normal = normal
+
+
+class Guarded:
+    """The optimizer with a guard inside the step, as the loop had before: ``"cond"`` applies the
+    update only under a `tf.cond` on finite gradients; ``"select"`` applies it, then puts the model's
+    and the optimizer's variables back with `tf.where` where they were not finite. (The loop now takes
+    a non-finite step back in `fit` instead, outside the compiled steps.)"""
+
+    def __init__(self, optimizer, kind: str):
+        self.optimizer, self.kind = optimizer, kind
+
+    def apply_gradients(self, pairs):
+        import tensorflow as tf
+
+        pairs = list(pairs)
+        ok = loop._all_finite([g for g, _ in pairs])
+        if self.kind == "cond":
+            tf.cond(ok, lambda: (self.optimizer.apply_gradients(pairs), tf.constant(True))[1], lambda: tf.constant(False))
+            return
+        state = [v for _, v in pairs] + list(self.optimizer.variables)
+        before = [tf.identity(v) for v in state]
+        self.optimizer.apply_gradients(pairs)
+        for v, old in zip(state, before):
+            v.assign(tf.where(ok, v, old))
+
+
+def epoch_variant(xla: bool, binarize: bool, adam: bool, guard: str | None = None):
     import keras
     import tensorflow as tf
 
@@ -31,6 +86,7 @@ def epoch_variant(xla: bool, binarize: bool, adam: bool):
     variables = net.trainable_variables + dec.trainable_variables
     optimizer = keras.optimizers.Adam(1e-3) if adam else keras.optimizers.SGD(1e-3)
     optimizer.build(variables)
+    optimizer = Guarded(optimizer, guard) if guard else optimizer
     return loop.compiled_epoch(it.elbo_objective(net, dec, prior), variables, optimizer, seed=0,
                                binarize=binarize, strategy=tf.distribute.get_strategy(), xla=xla)
 
@@ -77,10 +133,20 @@ def main(argv=None) -> None:
             for adam in (True, False):
                 run = epoch_variant(xla, binarize, adam)
                 name = f"{'XLA' if xla else 'TF kernels'}, {'Adam' if adam else 'SGD'}, {'binarized' if binarize else 'fixed pixels'}"
-                epochs[name] = lambda run=run: run(x, batches, tf.constant(0))[0].numpy()
+                epochs[name] = lambda run=run: run(x, batches, tf.constant(0), tf.constant(STEPS))[0].numpy()
+    for philox, guard in ((True, None), (False, "select"), (False, "cond"), (True, "cond")):
+        with philox_noise() if philox else contextlib.nullcontext():
+            run = epoch_variant(True, True, True, guard)
+            run(x, batches, tf.constant(0), tf.constant(STEPS))  # traced here
+        what = " + ".join(w for w, on in (("Philox noise", philox), (f"tf.{'cond' if guard == 'cond' else 'where'} guard", guard)) if on)
+        epochs[f"XLA, Adam, binarized, {what}"] = lambda run=run: run(x, batches, tf.constant(0), tf.constant(STEPS))[0].numpy()
+    with tfp_normal_threefry():
+        run = epoch_variant(True, True, True)
+        run(x, batches, tf.constant(0), tf.constant(STEPS))
+    epochs["XLA, Adam, binarized, TFP's normal noise by Threefry (patched)"] = lambda run=run: run(x, batches, tf.constant(0), tf.constant(STEPS))[0].numpy()
     print(f"one compiled epoch ({STEPS} steps of {BATCH}), median of {args.rounds} rounds; load {open('/proc/loadavg').read().split()[:3]}")
     for name, (wall, cpu) in race(epochs, args.rounds).items():
-        print(f"  {name:40s} {STEPS * BATCH / wall:9,.0f} img/s {STEPS * BATCH / cpu:9,.0f} img per CPU-s")
+        print(f"  {name:60s} {STEPS * BATCH / wall:9,.0f} img/s {STEPS * BATCH / cpu:9,.0f} img per CPU-s")
     noises = {}
     for xla in (False, True):
         for alg in ("auto_select", "philox", "threefry"):
@@ -90,7 +156,7 @@ def main(argv=None) -> None:
             noises[f"{'XLA' if xla else 'TF kernels'}, {alg}"] = lambda run=run: run(x).numpy()
     print(f"binarization noise alone ({BATCH}x784 uniforms per step), ms per step:")
     for name, (wall, _) in race(noises, args.rounds).items():
-        print(f"  {name:40s} {wall / STEPS * 1e3:8.3f} ms")
+        print(f"  {name:60s} {wall / STEPS * 1e3:8.3f} ms")
 
 
 if __name__ == "__main__":

@@ -116,26 +116,6 @@ def _all_finite(tensors) -> tf.Tensor:
     return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
 
 
-def _cond_apply(ok: tf.Tensor, apply: Callable[[], object]) -> None:
-    """Run ``apply`` (an optimizer step) only if ``ok``: a `tf.cond`, for TensorFlow's kernels."""
-    tf.cond(ok, lambda: (apply(), tf.constant(True))[1], lambda: tf.constant(False))
-
-
-def _select_apply(state: list):
-    """``apply_if(ok, apply)`` for XLA: run ``apply``, then put every variable of ``state`` (model and
-    optimizer) back if not ``ok``. The same result as `_cond_apply`; under XLA on a CPU a `tf.cond`
-    around the update costs about as much as the rest of the step's guard and noise together
-    (benchmarks/results.md, "What limits the library's loop"), a select next to nothing."""
-
-    def apply_if(ok: tf.Tensor, apply: Callable[[], object]) -> None:
-        before = [tf.identity(v) for v in state]
-        apply()
-        for v, old in zip(state, before):
-            v.assign(tf.where(ok, v, old))
-
-    return apply_if
-
-
 def _replica_step(objective: Objective, variables, replicas: int, xla: bool):
     """``step(x, idx, seed) -> (value, grads)``: this replica's share of the batch, scaled so that the
     sum over replicas is the whole batch's mean and its gradient."""
@@ -159,12 +139,16 @@ def _replica_step(objective: Objective, variables, replicas: int, xla: bool):
 
 
 def compiled_epoch(objective: Objective, variables, optimizer, *, seed: int, binarize: bool, strategy, xla: bool):
-    """``run(data, batches, step0) -> (values [num], steps_run, all_finite)``, one compiled call.
+    """``run(data, batches, step0, limit) -> (values [num], steps_run, all_finite)``, one compiled call.
 
     data: ``[N, D] float32``; batches: ``[num, batch] int32`` rows (`batch_rows`); step0: the global
-    step of batches[0]. ``data`` is an argument, not a captured constant: TensorFlow keeps every traced
-    function for the life of the process, and a captured data set would stay in memory with it.
-    A step whose ELBO or gradient is not finite is not applied, and the call stops after it.
+    step of batches[0]; limit: run at most this many of the batches. ``data`` is an argument, not a
+    captured constant: TensorFlow keeps every traced function for the life of the process, and a
+    captured data set would stay in memory with it.
+    Every step is applied; the call stops after the first step whose ELBO or gradient is not finite,
+    and `fit` takes that step back by replaying the call's finite steps (`_take_back`). A guard inside
+    the loop (a `tf.cond` or a select around the update) would cost every step ~10 % under XLA on a
+    CPU (benchmarks/results.md), to serve a step that happens once if ever.
     """
     replicas = strategy.num_replicas_in_sync
     step = _replica_step(objective, variables, replicas, xla)
@@ -173,10 +157,9 @@ def compiled_epoch(objective: Objective, variables, optimizer, *, seed: int, bin
     # Under XLA on a CPU, Threefry draws the binarization noise at a fraction of Philox's cost (and
     # TensorFlow's default generator is slower still); TensorFlow's own kernels have Philox only.
     noise_alg = "threefry" if loop_xla else "philox"
-    apply_if = _select_apply(list(variables) + list(optimizer.variables)) if loop_xla else _cond_apply
 
     @tf.function(jit_compile=loop_xla)
-    def run(data, batches, step0):
+    def run(data, batches, step0, limit):
         def body(i, ok, values):
             x = tf.gather(data, batches[i])
             step_seed = tf.stack([seed_t + 1, step0 + i])
@@ -188,12 +171,11 @@ def compiled_epoch(objective: Objective, variables, optimizer, *, seed: int, bin
                 value, grads = step(x, batches[i], noise_seed)
             else:  # every local replica holds the same all-reduced sums: take the first
                 value, grads = strategy.experimental_local_results(strategy.run(step, args=(x, batches[i], noise_seed)))[0]
-            ok = tf.math.is_finite(value) & _all_finite(grads)
-            apply_if(ok, lambda: optimizer.apply_gradients(zip(grads, variables)))
-            return i + 1, ok, values.write(i, value)
+            optimizer.apply_gradients(zip(grads, variables))
+            return i + 1, tf.math.is_finite(value) & _all_finite(grads), values.write(i, value)
 
         values = tf.TensorArray(tf.float32, size=batches.shape[0])
-        i, ok, values = tf.while_loop(lambda i, ok, _: (i < batches.shape[0]) & ok, body, (tf.constant(0), tf.constant(True), values))
+        i, ok, values = tf.while_loop(lambda i, ok, _: (i < limit) & ok, body, (tf.constant(0), tf.constant(True), values))
         return values.stack(), i, ok
 
     return run
@@ -207,12 +189,23 @@ def _total_steps(epochs, steps, steps_per_epoch: int) -> int:
     return check_positive_int(steps, "steps", " (gradient steps)")
 
 
-def _diverged(history: History, optimizer, variables, snapshot, last: float) -> None:
-    """Restore finite weights if the failed step left any non-finite, and say what happened."""
-    if not bool(_all_finite(variables)):
-        for v, old in zip(variables, snapshot):
+def _take_back(run, args, ran: int, state, snapshot) -> None:
+    """Undo a call that ended on a non-finite step: restore ``state`` (model and optimizer variables)
+    as the call found it and replay its ``ran - 1`` finite steps. The replay draws the same batches
+    and noise (they are functions of the global step): it ends where the last finite step ended.
+    If those steps left non-finite weights (an update that overflowed), the call's start is kept."""
+    for v, old in zip(state, snapshot):
+        v.assign(old)
+    if ran > 1:
+        run(*args, tf.constant(ran - 1))
+    if not bool(_all_finite([v for v in state if tf.as_dtype(v.dtype).is_floating])):  # a finite step overflowed the weights
+        for v, old in zip(state, snapshot):
             v.assign(old)
-    history.diverged_at = step_of(optimizer)  # the failed step was not applied
+
+
+def _diverged(history: History, optimizer, last: float) -> None:
+    """Say what happened; the failed step was taken back (`_take_back`)."""
+    history.diverged_at = step_of(optimizer)
     what = f"the ELBO became {last:g} (not finite)" if not np.isfinite(last) else f"the gradient of the ELBO ({last:g}) was not finite"
     lr = float(optimizer.learning_rate)
     history.message = (
@@ -279,6 +272,7 @@ def fit(
     with strategy.scope():
         optimizer = optimizer or keras.optimizers.Adam(learning_rate)
         optimizer.build(variables)
+    state = variables + list(optimizer.variables)  # all that a step changes
     run = compiled_epoch(objective, variables, optimizer, seed=seed, binarize=binarize, strategy=strategy, xla=use_xla(jit_compile, variables, total))
     manager, resumed = manager_resumed(checkpoint_dir, optimizer, variables) if checkpoint_dir is not None else (None, False)
     restored = min(step_of(optimizer), total) if resumed else 0
@@ -290,14 +284,16 @@ def fit(
         while (done := step_of(optimizer) - first_step) < total:
             step0 = first_step + done  # the global step (optimizer.iterations) this call starts at
             num = min(chunk - step0 % chunk if steps_per_epoch > 1 else chunk, total - done)
-            snapshot = [tf.identity(v) for v in variables]
+            snapshot = [tf.identity(v) for v in state]
+            args = (data, batch_rows(n, batch_size, steps_per_epoch, seed, step0, num), tf.constant(step0))
             t0 = time.perf_counter()
-            out, ran, ok = run(data, batch_rows(n, batch_size, steps_per_epoch, seed, step0, num), tf.constant(step0))
+            out, ran, ok = run(*args, tf.constant(num))
             history.call_times.append((int(ran), time.perf_counter() - t0))
             values.append(out.numpy()[: int(ran)])
             _report(bar, values[-1])
             if not bool(ok):
-                _diverged(history, optimizer, variables, snapshot, float(values[-1][-1]))
+                _take_back(run, args, int(ran), state, snapshot)
+                _diverged(history, optimizer, float(values[-1][-1]))
                 break
             if manager is not None:
                 manager.save(checkpoint_number=step_of(optimizer))

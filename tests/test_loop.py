@@ -1,5 +1,5 @@
 """The loop's bookkeeping (early stopping from a callback, per-call timings, one step count) and what
-changes with XLA: when it is used, the divergence guard, the binarization noise."""
+changes with XLA: when it is used, taking back a non-finite step, the binarization noise."""
 import warnings
 
 import keras
@@ -74,9 +74,10 @@ def test_xla_where_it_pays():
 
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_a_non_finite_step_is_not_applied_to_weights_or_optimizer(jit_compile):
-    """The guard (a tf.cond with TensorFlow's kernels, a select under XLA) leaves the weights, Adam's
-    moments and its step count exactly as after the last finite step. The objective turns NaN once w
-    passes 5 (its gradient stays finite there: a bare Adam update would still move the moments)."""
+    """Taking a non-finite step back (restore the call's start, replay its finite steps) leaves the
+    weights, Adam's moments and its step count exactly as after the last finite step, with and
+    without XLA. The objective turns NaN once w passes 5 (its gradient stays finite there: an Adam
+    update with it would still move the moments)."""
     import tensorflow as tf
 
     x = np.zeros((1, 1), np.float32)

@@ -23,7 +23,10 @@ def main(argv=None) -> None:
     decoder = it.BernoulliDecoder(peers.LATENT, kind=args.kind)
     prior = it.standard_normal_prior(peers.LATENT)
     channel = peers.Channel(args)
-    channel.ready("library", f"infernet_tutorial.train defaults (as the notebooks and CLI call it): XLA {use_xla()}")
+    steps = args.epochs * (len(x) // peers.BATCH)
+    xla = use_xla(None, family.trainable_variables + decoder.trainable_variables, steps)
+    channel.ready("library", f"infernet_tutorial.train defaults (as the notebooks and CLI call it): XLA {xla} "
+                  f"(its choice for {steps:,} steps of this model)")
     if not channel.next_epoch():
         return
     cpu_start = [time.process_time()]
