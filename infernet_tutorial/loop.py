@@ -6,9 +6,11 @@ Three parts, each readable alone:
 - `compiled_epoch`: one compiled `tf.function` running many steps over data that lives on the
   device. Shuffling, dynamic binarization and the Monte Carlo noise are drawn from stateless seeds
   derived from (seed, global step), so a run is reproducible and a resumed run continues with exactly
-  the randomness it would have used. It stops at the first non-finite ELBO or gradient.
+  the randomness it would have used. It stops after the first non-finite ELBO or gradient.
+  XLA where it pays (`use_xla`).
 - checkpoints (`checkpoints.manager_resumed`): resume from a folder, save after every finite call.
-- `fit`: calls the compiled epoch, reports progress, handles divergence, Ctrl-C and early stopping.
+- `fit`: calls the compiled epoch, reports progress, handles divergence (takes the non-finite step
+  back, `_take_back`), Ctrl-C and early stopping.
 
 The step count has one source of truth: ``optimizer.iterations`` (the global step).
 """

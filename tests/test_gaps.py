@@ -47,7 +47,8 @@ def as_mvn(q):
 @pytest.fixture(scope="module")
 def ffg(model, x):
     family = it.LocalFactors(N, 2)
-    history = best_local(family, x, model, model.prior, max_steps=3000, learning_rate=decaying(), num_samples=10, progress=False)
+    # the rate decays over 3,000 steps and then stays at 1 %: the ELBO settles and the rule, not the cap, ends the run
+    history = best_local(family, x, model, model.prior, max_steps=6000, learning_rate=decaying(), num_samples=10, progress=False)
     return family, history
 
 
@@ -70,7 +71,7 @@ def test_best_local_ffg_reaches_the_closed_form_approximation_gap(model, x, ffg)
     # and its variances are the closed-form optimum 1 / (S^{-1})_ii, its means the exact posterior means
     np.testing.assert_allclose(q.variance().numpy(), np.tile(model.factorized_optimum_variances("kl_qp"), (N, 1)), rtol=0.03)
     np.testing.assert_allclose(q.mean().numpy(), model.posterior(x).mean().numpy(), atol=0.02)
-    assert history.stopped_early and history.steps < 3000 and history.message.startswith("converged after")
+    assert history.stopped_early and history.steps < 6000 and history.message.startswith("converged after")
     assert converged(history.elbo) and not converged(history.elbo[: history.steps - 100])  # stopped at the first check met
 
 
