@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from . import startup  # noqa: F401  (TensorFlow without its start-up lines; first)
 
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -86,18 +87,29 @@ XLA_MIN_STEPS = 1000  # about where XLA's extra compilation (~2 s) pays back on 
 
 def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = (), steps: int = 0) -> bool:
     """``jit_compile=None`` means "where it pays": always when TensorFlow sees a GPU; on a CPU, for a
-    training run of at least `XLA_MIN_STEPS` steps whose ``variables`` hold no convolution kernel.
+    training run of at least `XLA_MIN_STEPS` steps whose ``variables`` hold no convolution kernel,
+    outside a Jupyter kernel.
 
     On a CPU, XLA runs a dense model's step about twice as fast as TensorFlow's own kernels but
     compiles a few seconds longer, and its convolutions are many times slower than TensorFlow's
-    (oneDNN) ones; benchmarks/results.md holds the measurements. Without ``steps`` (an evaluation,
-    not a training run) a CPU gets TensorFlow's kernels.
+    (oneDNN) ones. In a Jupyter kernel (the notebooks, nbval) one process makes dozens of `fit`
+    calls: XLA's compiler adds ~200 MB at its first use and each compiled run keeps ~30 MB (against
+    ~12 MB without XLA), which would take the notebooks past their 1.5 GB (and Binder's 2 GB); there
+    a CPU keeps TensorFlow's kernels. benchmarks/results.md holds the measurements. Without ``steps``
+    (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
     """
     if jit_compile is not None:
         return bool(jit_compile)
     if tf.config.list_logical_devices("GPU"):
         return True
-    return steps >= XLA_MIN_STEPS and all(len(v.shape) <= 2 for v in variables)
+    return not in_jupyter_kernel() and steps >= XLA_MIN_STEPS and all(len(v.shape) <= 2 for v in variables)
+
+
+def in_jupyter_kernel() -> bool:
+    """True inside a running Jupyter (IPython) kernel: a notebook, nbconvert, nbval."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
 
 
 def batch_rows(n: int, batch_size: int, steps_per_epoch: int, seed: int, step0: int, num: int) -> tf.Tensor:
@@ -250,7 +262,7 @@ def fit(
     ``callback(history)`` runs after every compiled call (an epoch, or ``steps_per_call`` steps
     when the batch is the whole data set); if it returns True, fit stops there (``stopped_early``).
     ``jit_compile``: compile the loop with XLA (None: where it pays, see `use_xla`: on a GPU, and on a
-    CPU for runs of at least 1,000 steps of a model without convolutions).
+    CPU for runs of at least 1,000 steps of a model without convolutions, outside a Jupyter kernel).
     ``checkpoint_dir``: save variables and optimizer there after every finite call (2 kept) and, if
     a checkpoint is already there, resume from it: the run then takes only the steps still missing,
     with the randomness it would have used (see `checkpoints`).

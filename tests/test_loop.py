@@ -1,5 +1,7 @@
 """The loop's bookkeeping (early stopping from a callback, per-call timings, one step count) and what
 changes with XLA: when it is used, taking back a non-finite step, the binarization noise."""
+import sys
+import types
 import warnings
 
 import keras
@@ -59,8 +61,9 @@ def test_ctrl_c_after_a_compiled_call_pads_its_lost_values_with_nan(monkeypatch)
     assert "after 6 of 15 steps" in h.message
 
 
-def test_xla_where_it_pays():
-    """jit_compile=None: XLA on a GPU; on a CPU for runs of >= XLA_MIN_STEPS steps without conv kernels."""
+def test_xla_where_it_pays(monkeypatch):
+    """jit_compile=None: XLA on a GPU; on a CPU for runs of >= XLA_MIN_STEPS steps without conv kernels,
+    outside a Jupyter kernel."""
     import tensorflow as tf
 
     dense, conv = [tf.Variable(tf.zeros([784, 256])), tf.Variable(tf.zeros(256))], [tf.Variable(tf.zeros([3, 3, 1, 8]))]
@@ -70,6 +73,11 @@ def test_xla_where_it_pays():
         return
     assert not loop.use_xla() and not loop.use_xla(None, dense, loop.XLA_MIN_STEPS - 1)
     assert loop.use_xla(None, dense, loop.XLA_MIN_STEPS) and not loop.use_xla(None, dense + conv, 10**6)
+    fake = types.ModuleType("IPython")
+    fake.get_ipython = lambda: types.SimpleNamespace(kernel=object())
+    monkeypatch.setitem(sys.modules, "IPython", fake)  # inside a Jupyter kernel: memory first
+    assert loop.in_jupyter_kernel()
+    assert not loop.use_xla(None, dense, 10**6) and loop.use_xla(True, dense, 1)
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
