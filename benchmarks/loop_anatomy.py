@@ -7,8 +7,8 @@ one compiled epoch (243 steps over the 24,345 shared training digits) of `loop.c
 variants: TensorFlow's kernels or XLA, Adam or plain SGD, with or without dynamic binarization, and,
 under XLA, with the loop's earlier choices put back (Philox for the binarization noise, a guard around
 the update inside the step: a `tf.cond`, or a `tf.where` select), and with TFP's own normal noise
-(the reparameterized sample of q) drawn by Threefry, which only a patch of TFP's internals can do. Then it times the random numbers of a batch's binarization
-alone, per generator. Variants run in one process, interleaved round by round; the medians of
+(the reparameterized sample of q) drawn by Threefry, which only a patch of TFP's internals can do.
+Then it times the random numbers of a batch's binarization alone, per generator. Variants run in one process, interleaved round by round; the medians of
 images/s and images per CPU-second are printed. benchmarks/results.md quotes these figures in
 "What limits the library's loop".
 """

@@ -161,8 +161,8 @@ def compiled_epoch(objective: Objective, variables, optimizer, *, seed: int, bin
     captured data set would stay in memory with it.
     Every step is applied; the call stops after the first step whose ELBO or gradient is not finite,
     and `fit` takes that step back by replaying the call's finite steps (`_take_back`). A guard inside
-    the loop (a `tf.cond` or a select around the update) would cost every step ~10 % under XLA on a
-    CPU (benchmarks/results.md), to serve a step that happens once if ever.
+    the loop (a `tf.cond` or a select around the update) cost every step 6-20 % under XLA on a CPU
+    (benchmarks/results.md), to serve a step that happens once if ever.
     """
     replicas = strategy.num_replicas_in_sync
     step = _replica_step(objective, variables, replicas, xla)
