@@ -113,6 +113,8 @@ def lab(mnist_dir, tmp_path_factory):
     for plugin, values in {
         "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
         "docmanager-extension/plugin": {"autosave": False},
+        # every cell laid out once: no cell resized as it scrolls into view under a handle being dragged
+        "notebook-extension/tracker": {"windowingMode": "none"},
     }.items():
         folder, name = plugin.split("/")
         (dirs["settings"] / "@jupyterlab" / folder).mkdir(parents=True, exist_ok=True)
@@ -256,11 +258,24 @@ def images_differ(png_a: bytes, png_b: bytes) -> bool:
     return a.shape != b.shape or bool(np.abs(a - b).sum() > 0)
 
 
+def steady_box(page, locator, timeout_s: float = 30.0) -> dict:
+    """The locator's bounding box once it is the same in three reads 100 ms apart (scrolled to the
+    middle of the view first). Output that is still being laid out (images decoding, cells above
+    growing) moves it; Playwright's own wait for a stable element gave up on that once in CI."""
+    locator.evaluate("e => e.scrollIntoView({block: 'center', inline: 'nearest'})")
+    boxes, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        boxes = (boxes + [locator.bounding_box()])[-3:]
+        if len(boxes) == 3 and boxes[0] is not None and boxes[0] == boxes[1] == boxes[2]:
+            return boxes[0]
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the element kept moving for {timeout_s} s; last boxes: {boxes}")
+
+
 def drag_slider(page, slider, dx: int) -> None:
     """Drag the noUiSlider handle of an ipywidgets slider by ``dx`` pixels, as a user would."""
     handle = slider.locator(".noUi-handle").first
-    handle.scroll_into_view_if_needed()
-    box = handle.bounding_box()
+    box = steady_box(page, handle)
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()
