@@ -127,23 +127,25 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     x = tf.constant(it.load_mnist("train", binarize=None).images)
     batches = loop.batch_rows(int(x.shape[0]), BATCH, STEPS, 0, 0, STEPS)
+
+    def whole_epoch(run):
+        """A zero-argument call of one compiled epoch (all STEPS steps)."""
+        return lambda: run(x, batches, tf.constant(0), tf.constant(STEPS))[0].numpy()
+
     epochs = {}
     for xla in (False, True):
         for binarize in (True, False):
             for adam in (True, False):
-                run = epoch_variant(xla, binarize, adam)
                 name = f"{'XLA' if xla else 'TF kernels'}, {'Adam' if adam else 'SGD'}, {'binarized' if binarize else 'fixed pixels'}"
-                epochs[name] = lambda run=run: run(x, batches, tf.constant(0), tf.constant(STEPS))[0].numpy()
+                epochs[name] = whole_epoch(epoch_variant(xla, binarize, adam))
     for philox, guard in ((True, None), (False, "select"), (False, "cond"), (True, "cond")):
-        with philox_noise() if philox else contextlib.nullcontext():
-            run = epoch_variant(True, True, True, guard)
-            run(x, batches, tf.constant(0), tf.constant(STEPS))  # traced here
         what = " + ".join(w for w, on in (("Philox noise", philox), (f"tf.{'cond' if guard == 'cond' else 'where'} guard", guard)) if on)
-        epochs[f"XLA, Adam, binarized, {what}"] = lambda run=run: run(x, batches, tf.constant(0), tf.constant(STEPS))[0].numpy()
+        with philox_noise() if philox else contextlib.nullcontext():
+            epochs[name := f"XLA, Adam, binarized, {what}"] = whole_epoch(epoch_variant(True, True, True, guard))
+            epochs[name]()  # traced inside the patch
     with tfp_normal_threefry():
-        run = epoch_variant(True, True, True)
-        run(x, batches, tf.constant(0), tf.constant(STEPS))
-    epochs["XLA, Adam, binarized, TFP's normal noise by Threefry (patched)"] = lambda run=run: run(x, batches, tf.constant(0), tf.constant(STEPS))[0].numpy()
+        epochs[name := "XLA, Adam, binarized, TFP's normal noise by Threefry (patched)"] = whole_epoch(epoch_variant(True, True, True))
+        epochs[name]()
     print(f"one compiled epoch ({STEPS} steps of {BATCH}), median of {args.rounds} rounds; load {open('/proc/loadavg').read().split()[:3]}")
     for name, (wall, cpu) in race(epochs, args.rounds).items():
         print(f"  {name:60s} {STEPS * BATCH / wall:9,.0f} img/s {STEPS * BATCH / cpu:9,.0f} img per CPU-s")
