@@ -20,6 +20,7 @@ import tensorflow_probability as tfp
 from .checks import as_points, check_data, check_finite, check_positive_int
 from .families import Family, LocalFactors, check_family_indices
 from .loop import DivergenceWarning, History, Objective, fit, use_xla  # noqa: F401  (re-exported)
+from .memory import return_free_memory
 from .objectives import check_kl, elbo, iwae_bound
 
 tfd = tfp.distributions
@@ -161,4 +162,5 @@ def evaluate(
         iwaes.append(w.numpy())
     e = np.concatenate(elbos)
     w = np.concatenate(iwaes) if iwae_k else None
+    return_free_memory()  # an IWAE bound's freed samples, back to the system
     return {"elbo": e, "iwae": w, "mean_elbo": float(e.mean()), "mean_iwae": None if w is None else float(w.mean())}

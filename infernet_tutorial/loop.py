@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from .checkpoints import manager_resumed, step_of
 from .checks import check_positive_int, training_data
+from .memory import return_free_memory
 from .progress import finish_bar, progress_bar
 
 Objective = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
@@ -327,6 +328,7 @@ def fit(
         history.seconds = time.perf_counter() - start
         finish_bar(bar, f"{desc}: {history.steps:,} steps in {history.seconds:.1f} s, ELBO {history.final_elbo:.2f} nats "
                    f"(mean of the last {min(100, max(1, len(history.elbo)))} steps)", progress)
+        return_free_memory()  # the call's freed temporaries, back to the system (a notebook makes dozens of calls)
     return history
 
 
