@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import common
 from .common import Config, Row, fmt
-from .throughput import LIBRARY
+from .throughput import LIBRARY, LIBRARY_JUPYTER
 
 # memory first: its training run is a child process, measured while this process is still small
 BENCHMARKS = ("memory", "throughput", "test_time", "notebooks")
@@ -94,6 +94,10 @@ def targets(rows: list[Row]) -> list[str]:
     lib = find(rows, "throughput_mlp", LIBRARY.label)
     if lib:
         out.append(ratio_line(lib, find(rows, "throughput_mlp", "JAX"), "library / JAX + optax", 1.1))
+        in_kernel = find(rows, "throughput_mlp", LIBRARY_JUPYTER.label)
+        if in_kernel:
+            out.append(ratio_line(in_kernel, find(rows, "throughput_mlp", "JAX"),
+                                  "library in a Jupyter kernel (the notebooks' path) / JAX + optax", 1.1))
         roof = find(rows, "throughput_mlp", "roofline")
         if roof:
             frac = roof.extra["library_fraction"]

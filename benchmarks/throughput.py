@@ -49,9 +49,11 @@ class Peer:
         return " ".join((self.script, *self.flags))
 
 
-LIBRARY = Peer("library", "infernet_tutorial.train (one compiled epoch per call)")
+LIBRARY = Peer("library", "infernet_tutorial.train in a script or the CLI (one compiled epoch per call)")
+LIBRARY_JUPYTER = Peer("library", "infernet_tutorial.train in a Jupyter kernel (the notebooks' path)", ("--jupyter",))
 MLP_PEERS = (
     LIBRARY,
+    LIBRARY_JUPYTER,
     Peer("jax_optax", "JAX + optax, a whole epoch in one jax.jit-compiled lax.scan"),
     Peer("keras_fit", "Keras 3 fit, jit_compile=True, steps_per_execution = one epoch"),
     Peer("keras_fit", "Keras 3 fit, defaults (no XLA on CPU, one step per call)", ("--defaults",)),
@@ -60,7 +62,7 @@ MLP_PEERS = (
     Peer("pyro_svi", "Pyro SVI, TraceMeanField_ELBO (no JIT)", ("--defaults",)),
     Peer("tf_xla_bare", "bare TF + XLA epoch loop (no library, no TFP, hand-written Adam)"),
 )
-CONV_PEERS = (MLP_PEERS[0], MLP_PEERS[2], MLP_PEERS[3], MLP_PEERS[4])
+CONV_PEERS = (LIBRARY, MLP_PEERS[3], MLP_PEERS[4], MLP_PEERS[5])  # in a kernel conv runs keep TF's kernels anyway
 
 
 class PeerError(RuntimeError):

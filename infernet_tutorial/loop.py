@@ -94,9 +94,9 @@ def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = 
     On a CPU, XLA runs a dense model's step about twice as fast as TensorFlow's own kernels but
     compiles a few seconds longer, and its convolutions are many times slower than TensorFlow's
     (oneDNN) ones. In a Jupyter kernel (the notebooks, nbval) one process makes dozens of `fit`
-    calls: XLA's compiler adds ~200 MB at its first use and each compiled run keeps ~30 MB (against
-    ~12 MB without XLA), which would take the notebooks past their 1.5 GB (and Binder's 2 GB); there
-    a CPU keeps TensorFlow's kernels. benchmarks/results.md holds the measurements. Without ``steps``
+    calls: XLA's compiler adds ~85 MB at its first use and each compiled run keeps ~29 MB (against
+    ~11 MB without XLA), which takes notebooks 02 and 06 past their 1.5 GB; there a CPU keeps
+    TensorFlow's kernels. README (Performance) holds the measurements. Without ``steps``
     (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
     """
     if jit_compile is not None:

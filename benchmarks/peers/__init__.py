@@ -40,6 +40,7 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     p.add_argument("--serve", action="store_true", help="wait for an 'epoch' line on stdin before each epoch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--defaults", action="store_true", help="the framework's default settings (where a peer has both)")
+    p.add_argument("--jupyter", action="store_true", help="library only: train as inside a Jupyter kernel (the notebooks' path)")
     return p.parse_args(argv)
 
 

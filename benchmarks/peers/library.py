@@ -1,4 +1,6 @@
-"""This library: ``infernet_tutorial.train`` on the reference model, the path the notebooks and the CLI use.
+"""This library: ``infernet_tutorial.train`` on the reference model, as the CLI and scripts call it, or
+(``--jupyter``) as the notebooks do: inside a Jupyter kernel, where `loop.use_xla` keeps a CPU on
+TensorFlow's kernels (the kernel is simulated by answering `loop.in_jupyter_kernel` with True).
 
 One ``train`` call for all epochs (its compiled epoch is traced once); the epoch time is the
 library's own public ``History.call_times`` entry for that compiled call. In ``--serve`` mode the
@@ -17,7 +19,11 @@ def main(argv=None) -> None:
     args = peers.parse_args(argv, __doc__)
     x = peers.load(args)
     import infernet_tutorial as it
+    from infernet_tutorial import loop
     from infernet_tutorial.loop import use_xla
+
+    if args.jupyter:
+        loop.in_jupyter_kernel = lambda: True
 
     family = it.MLPInferenceNetwork(peers.LATENT) if args.kind == "mlp" else it.ConvInferenceNetwork(peers.LATENT)
     decoder = it.BernoulliDecoder(peers.LATENT, kind=args.kind)
@@ -25,7 +31,8 @@ def main(argv=None) -> None:
     channel = peers.Channel(args)
     steps = args.epochs * (len(x) // peers.BATCH)
     xla = use_xla(None, family.trainable_variables + decoder.trainable_variables, steps)
-    channel.ready("library", f"infernet_tutorial.train defaults (as the notebooks and CLI call it): XLA {xla} "
+    where = "in a Jupyter kernel, as the notebooks call it" if args.jupyter else "as the CLI and scripts call it"
+    channel.ready("library", f"infernet_tutorial.train defaults ({where}): XLA {xla} "
                   f"(its choice for {steps:,} steps of this model)")
     if not channel.next_epoch():
         return
