@@ -93,11 +93,11 @@ def targets(rows: list[Row]) -> list[str]:
     out = []
     lib = find(rows, "throughput_mlp", LIBRARY.label)
     if lib:
-        out.append(ratio_line(lib, find(rows, "throughput_mlp", "JAX"), "library / JAX + optax", 1.1))
+        jax = find(rows, "throughput_mlp", "JAX")
+        out.append(ratio_line(lib, jax, "library / JAX + optax", 1.1))
         in_kernel = find(rows, "throughput_mlp", LIBRARY_JUPYTER.label)
         if in_kernel:
-            out.append(ratio_line(in_kernel, find(rows, "throughput_mlp", "JAX"),
-                                  "library in a Jupyter kernel (the notebooks' path) / JAX + optax", 1.1))
+            out.append(ratio_line(in_kernel, jax, "library in a Jupyter kernel (the notebooks' path) / JAX + optax", 1.1))
         roof = find(rows, "throughput_mlp", "roofline")
         if roof:
             frac = roof.extra["library_fraction"]

@@ -17,8 +17,8 @@ Exit status 1 when a run fails or exceeds its limit. Not a unit test: it takes a
 from __future__ import annotations
 
 import argparse
-import itertools
 import datetime as dt
+import itertools
 import json
 import os
 import platform
