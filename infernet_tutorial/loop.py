@@ -84,26 +84,31 @@ class History:
 
 
 XLA_MIN_STEPS = 1000  # about where XLA's extra compilation (~2 s) pays back on a CPU (benchmarks/results.md)
+XLA_KERNEL_BUDGET = 4  # XLA-compiled `fit` calls that a Jupyter kernel's default choice allows (memory, see `use_xla`)
+_xla_fits = 0  # `fit` calls of this process compiled with XLA (`fit` counts them)
 
 
 def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = (), steps: int = 0) -> bool:
     """``jit_compile=None`` means "where it pays": always when TensorFlow sees a GPU; on a CPU, for a
     training run of at least `XLA_MIN_STEPS` steps whose ``variables`` hold no convolution kernel,
-    outside a Jupyter kernel.
+    and in a Jupyter kernel only while the process has made fewer than `XLA_KERNEL_BUDGET` XLA fits.
 
     On a CPU, XLA runs a dense model's step about twice as fast as TensorFlow's own kernels but
     compiles a few seconds longer, and its convolutions are many times slower than TensorFlow's
-    (oneDNN) ones. In a Jupyter kernel (the notebooks, nbval) one process makes dozens of `fit`
-    calls: XLA's compiler adds ~85 MB at its first use and each compiled run keeps ~29 MB (against
-    ~11 MB without XLA), which takes notebooks 02 and 06 past their 1.5 GB; there a CPU keeps
-    TensorFlow's kernels. README (Performance) holds the measurements. Without ``steps``
-    (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
+    (oneDNN) ones. A compiled XLA function stays in memory for the life of the process
+    (tensorflow/tensorflow#62854: ~85 MB at XLA's first use, then ~29 MB per compiled `fit` call,
+    against ~11 MB without XLA). A script makes a few `fit` calls; a notebook's kernel makes dozens,
+    which took notebooks 02 and 06 past their 1.5 GB when every long run used XLA. So a kernel gets
+    XLA for its first few long runs, then TensorFlow's kernels (memory bounded, speed not always). README (Performance) holds the measurements. Without ``steps`` (an evaluation, not a
+    training run) a CPU gets TensorFlow's kernels.
     """
     if jit_compile is not None:
         return bool(jit_compile)
     if tf.config.list_logical_devices("GPU"):
         return True
-    return not in_jupyter_kernel() and steps >= XLA_MIN_STEPS and all(len(v.shape) <= 2 for v in variables)
+    if steps < XLA_MIN_STEPS or any(len(v.shape) > 2 for v in variables):
+        return False
+    return not in_jupyter_kernel() or _xla_fits < XLA_KERNEL_BUDGET
 
 
 def in_jupyter_kernel() -> bool:
@@ -196,6 +201,11 @@ def compiled_epoch(objective: Objective, variables, optimizer, *, seed: int, bin
     return run
 
 
+def _count_xla_fit(xla: bool) -> None:
+    global _xla_fits
+    _xla_fits += bool(xla)
+
+
 def _total_steps(epochs, steps, steps_per_epoch: int) -> int:
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs=... or steps=...")
@@ -263,7 +273,8 @@ def fit(
     ``callback(history)`` runs after every compiled call (an epoch, or ``steps_per_call`` steps
     when the batch is the whole data set); if it returns True, fit stops there (``stopped_early``).
     ``jit_compile``: compile the loop with XLA (None: where it pays, see `use_xla`: on a GPU, and on a
-    CPU for runs of at least 1,000 steps of a model without convolutions, outside a Jupyter kernel).
+    CPU for runs of at least 1,000 steps of a model without convolutions; in a Jupyter kernel, for
+    its first `XLA_KERNEL_BUDGET` such runs).
     ``checkpoint_dir``: save variables and optimizer there after every finite call (2 kept) and, if
     a checkpoint is already there, resume from it: the run then takes only the steps still missing,
     with the randomness it would have used (see `checkpoints`).
@@ -288,7 +299,9 @@ def fit(
         optimizer = optimizer or keras.optimizers.Adam(learning_rate)
         optimizer.build(variables)
     state = variables + list(optimizer.variables)  # all that a step changes
-    run = compiled_epoch(objective, variables, optimizer, seed=seed, binarize=binarize, strategy=strategy, xla=use_xla(jit_compile, variables, total))
+    xla = use_xla(jit_compile, variables, total)
+    run = compiled_epoch(objective, variables, optimizer, seed=seed, binarize=binarize, strategy=strategy, xla=xla)
+    _count_xla_fit(xla)
     manager, resumed = manager_resumed(checkpoint_dir, optimizer, variables) if checkpoint_dir is not None else (None, False)
     restored = min(step_of(optimizer), total) if resumed else 0
     first_step = step_of(optimizer) - restored  # global step of this run's step 0

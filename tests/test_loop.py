@@ -63,7 +63,7 @@ def test_ctrl_c_after_a_compiled_call_pads_its_lost_values_with_nan(monkeypatch)
 
 def test_xla_where_it_pays(monkeypatch):
     """jit_compile=None: XLA on a GPU; on a CPU for runs of >= XLA_MIN_STEPS steps without conv kernels,
-    outside a Jupyter kernel."""
+    in a Jupyter kernel only within its budget of XLA fits."""
     import tensorflow as tf
 
     dense, conv = [tf.Variable(tf.zeros([784, 256])), tf.Variable(tf.zeros(256))], [tf.Variable(tf.zeros([3, 3, 1, 8]))]
@@ -77,7 +77,26 @@ def test_xla_where_it_pays(monkeypatch):
     fake.get_ipython = lambda: types.SimpleNamespace(kernel=object())
     monkeypatch.setitem(sys.modules, "IPython", fake)  # inside a Jupyter kernel: memory first
     assert loop.in_jupyter_kernel()
+    monkeypatch.setattr(loop, "_xla_fits", loop.XLA_KERNEL_BUDGET - 1)  # a kernel's last XLA fit within budget
+    assert loop.use_xla(None, dense, 10**6) and not loop.use_xla(None, dense, loop.XLA_MIN_STEPS - 1)
+    loop._count_xla_fit(False)
+    assert loop._xla_fits == loop.XLA_KERNEL_BUDGET - 1
+    loop._count_xla_fit(True)  # the budget spent: memory first
     assert not loop.use_xla(None, dense, 10**6) and loop.use_xla(True, dense, 1)
+
+
+def test_fit_counts_its_xla_runs(monkeypatch):
+    """The kernel's budget counts the `fit` calls compiled with XLA, whatever chose it."""
+    import tensorflow as tf
+
+    monkeypatch.setattr(loop, "_xla_fits", 0)
+    v = tf.Variable(tf.zeros([3]))
+    objective = lambda x, idx, seed: -tf.reduce_sum((x - v) ** 2, axis=-1)  # noqa: E731
+    x = np.ones([10, 3], np.float32)
+    loop.fit(objective, [v], x, steps=2, batch_size=5, jit_compile=False, progress=False)
+    assert loop._xla_fits == 0
+    loop.fit(objective, [v], x, steps=2, batch_size=5, jit_compile=True, progress=False)
+    assert loop._xla_fits == 1
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

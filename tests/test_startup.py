@@ -31,3 +31,29 @@ def test_retracing_notices_are_filtered_from_the_tensorflow_logger_only():
     finally:
         logger.removeHandler(handler)
     assert seen == ["a real warning"]
+
+
+ONEDNN_PROBE = """
+from infernet_tutorial import startup
+import os
+from tensorflow.python.util import _pywrap_util_port
+print(os.environ.get("TF_ENABLE_ONEDNN_OPTS"), _pywrap_util_port.IsMklEnabled())
+"""
+
+
+def test_onednn_is_on_unless_the_user_set_the_variable():
+    """TensorFlow turns oneDNN on by itself only on newer CPUs; the library turns it on everywhere,
+    and a user's own setting (0: TensorFlow's choice off) wins."""
+    import os
+    import subprocess
+    import sys
+
+    def probe(value):
+        env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+        if value is not None:
+            env["TF_ENABLE_ONEDNN_OPTS"] = value
+        out = subprocess.run([sys.executable, "-c", ONEDNN_PROBE], env=env, capture_output=True, text=True, check=True)
+        return out.stdout.split()
+
+    assert probe(None) == ["1", "True"]
+    assert probe("0") == ["0", "False"]
