@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from .checkpoints import manager_resumed, step_of
 from .checks import check_positive_int, training_data
-from .memory import return_free_memory
+from .memory import custom_gradient_names, drop_custom_gradients, return_free_memory
 from .progress import finish_bar, progress_bar
 
 Objective = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
@@ -84,7 +84,7 @@ class History:
 
 
 XLA_MIN_STEPS = 1000  # about where XLA's extra compilation (~2 s) pays back on a CPU (benchmarks/results.md)
-XLA_KERNEL_BUDGET = 4  # XLA-compiled `fit` calls that a Jupyter kernel's default choice allows (memory, see `use_xla`)
+XLA_KERNEL_BUDGET = 1  # XLA-compiled `fit` calls that a Jupyter kernel's default choice allows (memory, see `use_xla`)
 _xla_fits = 0  # `fit` calls of this process compiled with XLA (`fit` counts them)
 
 
@@ -95,12 +95,13 @@ def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = 
 
     On a CPU, XLA runs a dense model's step about twice as fast as TensorFlow's own kernels but
     compiles a few seconds longer, and its convolutions are many times slower than TensorFlow's
-    (oneDNN) ones. A compiled XLA function stays in memory for the life of the process
-    (tensorflow/tensorflow#62854: ~85 MB at XLA's first use, then ~29 MB per compiled `fit` call,
-    against ~11 MB without XLA). A script makes a few `fit` calls; a notebook's kernel makes dozens,
-    which took notebooks 02 and 06 past their 1.5 GB when every long run used XLA. So a kernel gets
-    XLA for its first few long runs, then TensorFlow's kernels (memory bounded, speed not always). README (Performance) holds the measurements. Without ``steps`` (an evaluation, not a
-    training run) a CPU gets TensorFlow's kernels.
+    (oneDNN) ones. XLA's compiled functions stay in memory for the life of the process (its
+    compiler's state at first use, then each XLA `fit` call's executable; TensorFlow's kernels keep
+    almost nothing once `memory.drop_custom_gradients` has run). A script makes a few `fit` calls; a
+    notebook's kernel makes dozens, and more than one XLA run took notebook 02 near or past its
+    1.5 GB. So a kernel gets XLA for its first long run (the main training run in notebooks 01 and
+    02), then TensorFlow's kernels. README (Performance) holds the measurements. Without ``steps``
+    (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
     """
     if jit_compile is not None:
         return bool(jit_compile)
@@ -274,7 +275,7 @@ def fit(
     when the batch is the whole data set); if it returns True, fit stops there (``stopped_early``).
     ``jit_compile``: compile the loop with XLA (None: where it pays, see `use_xla`: on a GPU, and on a
     CPU for runs of at least 1,000 steps of a model without convolutions; in a Jupyter kernel, for
-    its first `XLA_KERNEL_BUDGET` such runs).
+    its first such run only, `XLA_KERNEL_BUDGET`).
     ``checkpoint_dir``: save variables and optimizer there after every finite call (2 kept) and, if
     a checkpoint is already there, resume from it: the run then takes only the steps still missing,
     with the randomness it would have used (see `checkpoints`).
@@ -299,6 +300,7 @@ def fit(
         optimizer = optimizer or keras.optimizers.Adam(learning_rate)
         optimizer.build(variables)
     state = variables + list(optimizer.variables)  # all that a step changes
+    gradients_before = custom_gradient_names()  # this call's tracing adds some; dropped when it returns
     xla = use_xla(jit_compile, variables, total)
     run = compiled_epoch(objective, variables, optimizer, seed=seed, binarize=binarize, strategy=strategy, xla=xla)
     _count_xla_fit(xla)
@@ -341,6 +343,7 @@ def fit(
         history.seconds = time.perf_counter() - start
         finish_bar(bar, f"{desc}: {history.steps:,} steps in {history.seconds:.1f} s, ELBO {history.final_elbo:.2f} nats "
                    f"(mean of the last {min(100, max(1, len(history.elbo)))} steps)", progress)
+        drop_custom_gradients(gradients_before)  # else each entry keeps this call's traced graph alive
         return_free_memory()  # the call's freed temporaries, back to the system (a notebook makes dozens of calls)
     return history
 

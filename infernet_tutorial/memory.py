@@ -29,3 +29,32 @@ def return_free_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+def _gradient_registry() -> dict:
+    """TensorFlow's global table of gradient functions by op type (a private attribute; {} where it is not there)."""
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    return registry if isinstance(registry, dict) else {}
+
+
+def custom_gradient_names() -> set[str]:
+    """The names `tf.custom_gradient` has registered so far (``CustomGradient-<n>``)."""
+    return {name for name in _gradient_registry() if name.startswith("CustomGradient-")}
+
+
+def drop_custom_gradients(keep: set[str]) -> int:
+    """Drop the custom gradients registered since ``keep = custom_gradient_names()``; returns how many.
+
+    Each time a graph that calls ``all_reduce`` is traced (Keras's optimizer update calls it on every
+    `fit` step, even on one device), `tf.custom_gradient` registers a gradient function for it in
+    TensorFlow's global registry, and that entry keeps the whole traced graph alive: about 11 MB per
+    `fit` call of the reference model, never freed. The entries are needed only to differentiate those
+    traces, which nothing does once `fit` has returned (its compiled function is gone with it).
+    """
+    registry = _gradient_registry()
+    new = custom_gradient_names() - keep
+    for name in new:
+        registry.pop(name, None)
+    return len(new)
