@@ -99,10 +99,10 @@ def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = 
     compiler's state at first use, then each XLA `fit` call's executable; TensorFlow's kernels keep
     almost nothing once `memory.drop_custom_gradients` has run). A script makes a few `fit` calls; a
     notebook's kernel makes dozens, and more than one XLA run took notebook 02 near or past its
-    1.5 GB. A budget of one XLA run per kernel fitted notebook 02 under it, but
-    changed notebook 05's numbers past one of its checks, so for now a kernel keeps TensorFlow's kernels
-    (``XLA_KERNEL_BUDGET = 0``; ``jit_compile=True`` still gives XLA). README (Performance) holds the measurements. Without ``steps``
-    (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
+    1.5 GB. A budget of one XLA run per kernel fitted notebook 02 under it but moved notebook 05's
+    numbers past one of its checks, so for now a kernel keeps TensorFlow's kernels
+    (``XLA_KERNEL_BUDGET = 0``; ``jit_compile=True`` still gives XLA). README (Performance) holds the
+    measurements. Without ``steps`` (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
     """
     if jit_compile is not None:
         return bool(jit_compile)

@@ -1,7 +1,7 @@
 """This library: ``infernet_tutorial.train`` on the reference model, as the CLI and scripts call it, or
 (``--jupyter``) as the notebooks do: inside a Jupyter kernel, where `loop.use_xla` gives a CPU XLA
-only for a kernel's first few long runs (the kernel is simulated by answering `loop.in_jupyter_kernel`
-with True; this process's one `train` call is its first).
+only within `loop.XLA_KERNEL_BUDGET` (now 0: TensorFlow's kernels; the kernel is simulated by answering
+`loop.in_jupyter_kernel` with True; this process's one `train` call is its first).
 
 One ``train`` call for all epochs (its compiled epoch is traced once); the epoch time is the
 library's own public ``History.call_times`` entry for that compiled call. In ``--serve`` mode the
