@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import common
 from .common import Config, Row, fmt
-from .throughput import LIBRARY, LIBRARY_JUPYTER, LIBRARY_JUPYTER_LATER
+from .throughput import LIBRARY, LIBRARY_JUPYTER
 
 # memory first: its training run is a child process, measured while this process is still small
 BENCHMARKS = ("memory", "throughput", "test_time", "notebooks")
@@ -97,10 +97,7 @@ def targets(rows: list[Row]) -> list[str]:
         out.append(ratio_line(lib, jax, "library / JAX + optax", 1.1))
         in_kernel = find(rows, "throughput_mlp", LIBRARY_JUPYTER.label)
         if in_kernel:
-            out.append(ratio_line(in_kernel, jax, "library in a Jupyter kernel, first long run / JAX + optax", 1.1))
-        later = find(rows, "throughput_mlp", LIBRARY_JUPYTER_LATER.label)
-        if later:
-            out.append(ratio_line(later, jax, "library in a Jupyter kernel, later long runs / JAX + optax", 1.1))
+            out.append(ratio_line(in_kernel, jax, "library in a Jupyter kernel (the notebooks' path) / JAX + optax", 1.1))
         roof = find(rows, "throughput_mlp", "roofline")
         if roof:
             frac = roof.extra["library_fraction"]

@@ -50,14 +50,10 @@ class Peer:
 
 
 LIBRARY = Peer("library", "infernet_tutorial.train in a script or the CLI (one compiled epoch per call)")
-LIBRARY_JUPYTER = Peer("library", "infernet_tutorial.train in a Jupyter kernel, its first long run (the notebooks' path)",
-                       ("--jupyter",))
-LIBRARY_JUPYTER_LATER = Peer("library", "infernet_tutorial.train in a Jupyter kernel, a later long run (XLA budget spent)",
-                             ("--jupyter", "--later"))
+LIBRARY_JUPYTER = Peer("library", "infernet_tutorial.train in a Jupyter kernel (the notebooks' path)", ("--jupyter",))
 MLP_PEERS = (
     LIBRARY,
     LIBRARY_JUPYTER,
-    LIBRARY_JUPYTER_LATER,
     Peer("jax_optax", "JAX + optax, a whole epoch in one jax.jit-compiled lax.scan"),
     Peer("keras_fit", "Keras 3 fit, jit_compile=True, steps_per_execution = one epoch"),
     Peer("keras_fit", "Keras 3 fit, defaults (no XLA on CPU, one step per call)", ("--defaults",)),

@@ -84,7 +84,7 @@ class History:
 
 
 XLA_MIN_STEPS = 1000  # about where XLA's extra compilation (~2 s) pays back on a CPU (benchmarks/results.md)
-XLA_KERNEL_BUDGET = 1  # XLA-compiled `fit` calls that a Jupyter kernel's default choice allows (memory, see `use_xla`)
+XLA_KERNEL_BUDGET = 0  # XLA-compiled `fit` calls that a Jupyter kernel's default choice allows (memory, see `use_xla`)
 _xla_fits = 0  # `fit` calls of this process compiled with XLA (`fit` counts them)
 
 
@@ -99,8 +99,10 @@ def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = 
     compiler's state at first use, then each XLA `fit` call's executable; TensorFlow's kernels keep
     almost nothing once `memory.drop_custom_gradients` has run). A script makes a few `fit` calls; a
     notebook's kernel makes dozens, and more than one XLA run took notebook 02 near or past its
-    1.5 GB, so a kernel's default gives XLA to its first long run only (``XLA_KERNEL_BUDGET``;
-    ``jit_compile=True`` still gives XLA to any run). README (Performance) holds the measurements. Without ``steps`` (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
+    1.5 GB. A budget of one XLA run per kernel fitted notebook 02 under it but moved notebook 05's
+    numbers past one of its checks, so for now a kernel keeps TensorFlow's kernels
+    (``XLA_KERNEL_BUDGET = 0``; ``jit_compile=True`` still gives XLA). README (Performance) holds the
+    measurements. Without ``steps`` (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
     """
     if jit_compile is not None:
         return bool(jit_compile)
@@ -274,7 +276,7 @@ def fit(
     when the batch is the whole data set); if it returns True, fit stops there (``stopped_early``).
     ``jit_compile``: compile the loop with XLA (None: where it pays, see `use_xla`: on a GPU, and on a
     CPU for runs of at least 1,000 steps of a model without convolutions; in a Jupyter kernel, only
-    for its first such run (`XLA_KERNEL_BUDGET`)).
+    within `XLA_KERNEL_BUDGET`, now 0).
     ``checkpoint_dir``: save variables and optimizer there after every finite call (2 kept) and, if
     a checkpoint is already there, resume from it: the run then takes only the steps still missing,
     with the randomness it would have used (see `checkpoints`).

