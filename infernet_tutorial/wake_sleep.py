@@ -88,7 +88,8 @@ def _wake_terms(x, q, decoder, prior, seed):
 
 def wake_objective(family, decoder, prior: tfd.Distribution):
     """objective(x, idx, seed) (notebook 06): value = one-sample ELBO estimate log p(x, z) - log q(z | x), z ~ q(z | x);
-    gradient = that of log p(x | z) + log p(z) at the fixed z (the decoder's wake update; none for q)."""
+    gradient = that of log p(x | z) + log p(z) at the fixed z (the decoder's wake update; none for q).
+    The draw is ``q.sample(seed=tf.random.experimental.stateless_fold_in(seed, 3))``, so a caller can reproduce it."""
 
     def objective(x, idx, seed):
         log_joint, log_q = _wake_terms(x, family(x, idx), decoder, prior, seed)
