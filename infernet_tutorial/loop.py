@@ -95,14 +95,14 @@ def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = 
 
     On a CPU, XLA runs a dense model's step about twice as fast as TensorFlow's own kernels but
     compiles a few seconds longer, and its convolutions are many times slower than TensorFlow's
-    (oneDNN) ones. XLA's compiled functions stay in memory for the life of the process (its
-    compiler's state at first use, then each XLA `fit` call's executable; TensorFlow's kernels keep
-    almost nothing once `memory.drop_custom_gradients` has run). A script makes a few `fit` calls; a
-    notebook's kernel makes dozens, and more than one XLA run took notebook 02 near or past its
-    1.5 GB. A budget of one XLA run per kernel fitted notebook 02 under it but moved notebook 05's
-    numbers past one of its checks, so for now a kernel keeps TensorFlow's kernels
-    (``XLA_KERNEL_BUDGET = 0``; ``jit_compile=True`` still gives XLA). README (Performance) holds the
-    measurements. Without ``steps`` (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
+    (oneDNN) ones. XLA's compiled functions stay in memory for the life of the process (TensorFlow's
+    compilation cache never evicts): its compiler's code and state at first use, then each XLA `fit`
+    call's executable; TensorFlow's kernels keep almost nothing once `memory.drop_custom_gradients` has
+    run. A script makes a few `fit` calls; a notebook's kernel makes dozens, and XLA even for only a
+    kernel's first long run (``XLA_KERNEL_BUDGET = 1``) took notebooks past their 1.5 GB in full mode,
+    so a kernel keeps TensorFlow's kernels (``XLA_KERNEL_BUDGET = 0``; ``jit_compile=True`` still
+    gives XLA). benchmarks/results.md ("What limits the library's loop") holds the measurements.
+    Without ``steps`` (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
     """
     if jit_compile is not None:
         return bool(jit_compile)
