@@ -12,23 +12,39 @@ import ctypes.util
 import functools
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+LARGE = 1 << 20  # bytes: allocations from here up get their own mapping (`map_large_allocations`)
+
+
 @functools.cache
-def _malloc_trim():
-    """glibc's ``malloc_trim``, or None (macOS, Windows, musl)."""
+def _libc(function: str):
+    """A glibc function (``malloc_trim``, ``mallopt``), or None (macOS, Windows, musl)."""
     name = ctypes.util.find_library("c")
     try:
-        return ctypes.CDLL(name).malloc_trim if name else None
+        return getattr(ctypes.CDLL(name), function) if name else None
     except (OSError, AttributeError):
         return None
 
 
 def return_free_memory() -> bool:
     """Give the allocator's free pages back to the system; False where the C library cannot."""
-    trim = _malloc_trim()
+    trim = _libc("malloc_trim")
     if trim is None:
         return False
     trim(0)
     return True
+
+
+def map_large_allocations(threshold: int = LARGE) -> bool:
+    """Serve every allocation of at least ``threshold`` bytes from its own mapping, returned to the
+    system when freed; False where the C library cannot.
+
+    glibc raises its mapping threshold each time a mapped block is freed (up to 32 MB), so a kernel's
+    data copies, IWAE samples and activations end up in its heaps, which fragment and stay large.
+    A fixed threshold keeps them out (`startup` calls this before TensorFlow loads).
+    """
+    mallopt = _libc("mallopt")
+    return mallopt is not None and bool(mallopt(M_MMAP_THRESHOLD, int(threshold)))
 
 
 def _gradient_registry() -> dict:

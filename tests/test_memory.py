@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from infernet_tutorial.memory import _malloc_trim, return_free_memory
+from infernet_tutorial.memory import _libc, return_free_memory
 
 MB = 1 << 20
 
@@ -17,7 +17,7 @@ def resident_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or _malloc_trim() is None, reason="glibc's malloc_trim (Linux)")
+@pytest.mark.skipif(not sys.platform.startswith("linux") or _libc("malloc_trim") is None, reason="glibc's malloc_trim (Linux)")
 def test_freed_small_blocks_are_returned_to_the_system():
     """200 MB in 4 KB blocks (below glibc's mmap threshold, so they live in the heap), freed but for the
     last one, which pins the top of the heap: the allocator keeps the pages until they are trimmed."""
@@ -86,3 +86,23 @@ def test_fit_leaves_no_traced_graph_alive(jit_compile):
         tape.watch(t)
         y = users_graph(t)
     assert float(tape.gradient(y, t)) == 2.0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or _libc("mallopt") is None, reason="glibc's mallopt (Linux)")
+def test_large_allocations_are_mapped_and_returned_when_freed():
+    """After `map_large_allocations` (startup calls it), a freed 50 MB block leaves the process at once,
+    even after an earlier mapped block's free, which would otherwise raise glibc's threshold above it."""
+    import subprocess
+
+    probe = (
+        "import ctypes, ctypes.util\n"
+        "from infernet_tutorial.memory import map_large_allocations\n"
+        "libc = ctypes.CDLL(ctypes.util.find_library('c')); libc.malloc.restype = ctypes.c_void_p\n"
+        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 >> 20\n"
+        "assert map_large_allocations()\n"
+        "for size in (20 << 20, 20 << 20):\n"
+        "    p = libc.malloc(size); ctypes.memset(p, 1, size); before = rss(); libc.free(ctypes.c_void_p(p))\n"
+        "    print(before - rss())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert [int(v) >= 19 for v in out] == [True, True], out  # each 20 MB block returned on free

@@ -1,5 +1,8 @@
 """TensorFlow's start-up notices are dropped from notebook output; everything else still shows."""
 import logging
+from pathlib import Path
+
+import pytest
 
 import tensorflow as tf
 
@@ -57,6 +60,46 @@ def test_onednn_is_on_unless_the_user_set_the_variable():
 
     assert probe(None) == ["1", "True"]
     assert probe("0") == ["0", "False"]
+
+
+FREE_PROBE = """
+import gc, numpy as np
+from infernet_tutorial import startup
+import tensorflow as tf
+
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 // 2**20
+
+tf.reduce_sum(tf.ones([10, 10]))  # the runtime's own first allocations
+before = rss_mb()
+t = tf.convert_to_tensor(np.ones([200_000, 256], np.float32))  # ~195 MB, a copy owned by TensorFlow
+held = rss_mb()
+del t
+gc.collect()
+print(held - before, rss_mb() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads the resident size from /proc (Linux)")
+def test_freed_tensors_go_back_to_the_system_unless_the_user_set_the_allocator():
+    """With oneDNN on, TensorFlow's own CPU allocator keeps freed tensors' memory for the process's
+    life; the library's default hands it back (a kernel's later peaks then do not stack on its
+    earlier ones). A user's own setting wins."""
+    import os
+    import subprocess
+    import sys
+
+    def probe(value):
+        env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
+        if value is not None:
+            env["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] = value
+        out = subprocess.run([sys.executable, "-c", FREE_PROBE], env=env, capture_output=True, text=True, check=True)
+        return [int(v) for v in out.stdout.split()]
+
+    held, after = probe(None)
+    assert held > 150 and after < 30, (held, after)  # the 195 MB were held, then returned
+    held, after = probe("0")
+    assert held > 150 and after > 150, (held, after)  # TensorFlow's pool keeps them
 
 
 def test_hidden_module_fails_inside_the_block_and_imports_after():
