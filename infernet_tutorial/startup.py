@@ -77,8 +77,8 @@ def hidden_module(name: str) -> Iterator[None]:
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow (and Keras) with oneDNN on (and the system allocator) unless told otherwise, and list the devices once,
-    with start-up notices dropped."""
+    """Import TensorFlow (and Keras) with oneDNN on and its system allocator unless told otherwise, and
+    list the devices once, with start-up notices dropped."""
     if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

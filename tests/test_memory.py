@@ -90,7 +90,7 @@ def test_fit_leaves_no_traced_graph_alive(jit_compile):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or _libc("mallopt") is None, reason="glibc's mallopt (Linux)")
 def test_large_allocations_are_mapped_and_returned_when_freed():
-    """After `map_large_allocations` (startup calls it), a freed 50 MB block leaves the process at once,
+    """After `map_large_allocations` (startup calls it), a freed 20 MB block leaves the process at once,
     even after an earlier mapped block's free, which would otherwise raise glibc's threshold above it."""
     import subprocess
 
@@ -98,7 +98,7 @@ def test_large_allocations_are_mapped_and_returned_when_freed():
         "import ctypes, ctypes.util\n"
         "from infernet_tutorial.memory import map_large_allocations\n"
         "libc = ctypes.CDLL(ctypes.util.find_library('c')); libc.malloc.restype = ctypes.c_void_p\n"
-        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 >> 20\n"
+        "import os; rss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') >> 20\n"
         "assert map_large_allocations()\n"
         "for size in (20 << 20, 20 << 20):\n"
         "    p = libc.malloc(size); ctypes.memset(p, 1, size); before = rss(); libc.free(ctypes.c_void_p(p))\n"

@@ -63,12 +63,12 @@ def test_onednn_is_on_unless_the_user_set_the_variable():
 
 
 FREE_PROBE = """
-import gc, numpy as np
+import gc, os, numpy as np
 from infernet_tutorial import startup
 import tensorflow as tf
 
 def rss_mb():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096 // 2**20
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
 
 tf.reduce_sum(tf.ones([10, 10]))  # the runtime's own first allocations
 before = rss_mb()
