@@ -84,24 +84,26 @@ class History:
 
 
 XLA_MIN_STEPS = 1000  # about where XLA's extra compilation (~2 s) pays back on a CPU (benchmarks/results.md)
-XLA_KERNEL_BUDGET = 0  # XLA-compiled `fit` calls that a Jupyter kernel's default choice allows (memory, see `use_xla`)
+XLA_MIN_PARAMETERS = 100_000  # smaller models' steps are too short for that compilation to pay back
+XLA_KERNEL_BUDGET = 1  # XLA-compiled `fit` calls that a Jupyter kernel's default choice allows (memory, see `use_xla`)
 _xla_fits = 0  # `fit` calls of this process compiled with XLA (`fit` counts them)
 
 
 def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = (), steps: int = 0) -> bool:
     """``jit_compile=None`` means "where it pays": always when TensorFlow sees a GPU; on a CPU, for a
-    training run of at least `XLA_MIN_STEPS` steps whose ``variables`` hold no convolution kernel,
-    and in a Jupyter kernel only while the process has made fewer than `XLA_KERNEL_BUDGET` XLA fits.
+    training run of at least `XLA_MIN_STEPS` steps whose ``variables`` hold at least
+    `XLA_MIN_PARAMETERS` numbers and no convolution kernel, and in a Jupyter kernel only while the
+    process has made fewer than `XLA_KERNEL_BUDGET` XLA fits.
 
     On a CPU, XLA runs a dense model's step about twice as fast as TensorFlow's own kernels but
-    compiles a few seconds longer, and its convolutions are many times slower than TensorFlow's
-    (oneDNN) ones. XLA's compiled functions stay in memory for the life of the process (TensorFlow's
-    compilation cache never evicts): its compiler's code and state at first use, then each XLA `fit`
-    call's executable; TensorFlow's kernels keep almost nothing once `memory.drop_custom_gradients` has
-    run. A script makes a few `fit` calls; a notebook's kernel makes dozens, and XLA even for only a
-    kernel's first long run (``XLA_KERNEL_BUDGET = 1``) took notebooks past their 1.5 GB in full mode,
-    so a kernel keeps TensorFlow's kernels (``XLA_KERNEL_BUDGET = 0``; ``jit_compile=True`` still
-    gives XLA). benchmarks/results.md ("What limits the library's loop") holds the measurements.
+    compiles a few seconds longer (longer than a small model's whole run takes), and its
+    convolutions are many times slower than TensorFlow's (oneDNN) ones. XLA's compiled functions stay in memory for the life of the process (TensorFlow's
+    compilation cache never evicts): its compiler's code and state at first use (~200 MB), then each
+    XLA `fit` call's executable. A script makes a few `fit` calls; a notebook's kernel makes dozens,
+    so a kernel gets XLA for its first such run only (``XLA_KERNEL_BUDGET = 1``; in notebooks 01 and
+    02 the main training run), then TensorFlow's kernels (``jit_compile=True`` still gives XLA). With the
+    allocator settings of `startup` every notebook stays under its 1.5 GB so; without them it did not.
+    benchmarks/results.md ("What limits the library's loop") holds the measurements.
     Without ``steps`` (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
     """
     if jit_compile is not None:
@@ -109,6 +111,8 @@ def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = 
     if tf.config.list_logical_devices("GPU"):
         return True
     if steps < XLA_MIN_STEPS or any(len(v.shape) > 2 for v in variables):
+        return False
+    if sum(int(np.prod(v.shape)) for v in variables) < XLA_MIN_PARAMETERS:
         return False
     return not in_jupyter_kernel() or _xla_fits < XLA_KERNEL_BUDGET
 
@@ -275,8 +279,8 @@ def fit(
     ``callback(history)`` runs after every compiled call (an epoch, or ``steps_per_call`` steps
     when the batch is the whole data set); if it returns True, fit stops there (``stopped_early``).
     ``jit_compile``: compile the loop with XLA (None: where it pays, see `use_xla`: on a GPU, and on a
-    CPU for runs of at least 1,000 steps of a model without convolutions; in a Jupyter kernel, only
-    within `XLA_KERNEL_BUDGET`, now 0).
+    CPU for runs of at least 1,000 steps of a model with at least 100,000 parameters and no
+    convolutions; in a Jupyter kernel, only for the kernel's first `XLA_KERNEL_BUDGET` such runs).
     ``checkpoint_dir``: save variables and optimizer there after every finite call (2 kept) and, if
     a checkpoint is already there, resume from it: the run then takes only the steps still missing,
     with the randomness it would have used (see `checkpoints`).

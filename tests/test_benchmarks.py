@@ -131,6 +131,7 @@ def test_summary_is_the_median_of_the_epochs_after_warm_up():
     s = throughput.summarize(records, warmup=1)  # the 10 s epoch (compilation) is dropped
     assert s["runs"] == [2000.0, 4000.0, 1000.0]
     assert s["img_per_s"] == 2000.0 and s["img_per_cpu_second"] == 1000.0 and s["elbo"] == -140.0
+    assert s["first_epoch_extra_s"] == 10.0 - 0.5  # the compiling epoch against the median timed one
     assert throughput.summarize(records[:1], warmup=1) is None
 
 

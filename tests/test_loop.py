@@ -62,8 +62,8 @@ def test_ctrl_c_after_a_compiled_call_pads_its_lost_values_with_nan(monkeypatch)
 
 
 def test_xla_where_it_pays(monkeypatch):
-    """jit_compile=None: XLA on a GPU; on a CPU for runs of >= XLA_MIN_STEPS steps without conv kernels,
-    in a Jupyter kernel only within its budget of XLA fits."""
+    """jit_compile=None: XLA on a GPU; on a CPU for runs of >= XLA_MIN_STEPS steps of >= XLA_MIN_PARAMETERS
+    numbers without conv kernels, in a Jupyter kernel only within its budget of XLA fits."""
     import tensorflow as tf
 
     dense, conv = [tf.Variable(tf.zeros([784, 256])), tf.Variable(tf.zeros(256))], [tf.Variable(tf.zeros([3, 3, 1, 8]))]
@@ -73,6 +73,8 @@ def test_xla_where_it_pays(monkeypatch):
         return
     assert not loop.use_xla() and not loop.use_xla(None, dense, loop.XLA_MIN_STEPS - 1)
     assert loop.use_xla(None, dense, loop.XLA_MIN_STEPS) and not loop.use_xla(None, dense + conv, 10**6)
+    small = [tf.Variable(tf.zeros([loop.XLA_MIN_PARAMETERS - 1]))]  # e.g. a linear-Gaussian model: compilation costs more
+    assert not loop.use_xla(None, small, 10**6) and loop.use_xla(None, small + [tf.Variable(0.0)], 10**6)
     fake = types.ModuleType("IPython")
     fake.get_ipython = lambda: types.SimpleNamespace(kernel=object())
     monkeypatch.setitem(sys.modules, "IPython", fake)  # inside a Jupyter kernel: memory first

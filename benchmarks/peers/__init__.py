@@ -41,6 +41,8 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--defaults", action="store_true", help="the framework's default settings (where a peer has both)")
     p.add_argument("--jupyter", action="store_true", help="library only: train as inside a Jupyter kernel (the notebooks' path)")
+    p.add_argument("--later", action="store_true",
+                   help="library only, with --jupyter: a later run of the kernel, once its XLA budget is spent")
     return p.parse_args(argv)
 
 

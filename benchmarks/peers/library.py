@@ -1,7 +1,8 @@
 """This library: ``infernet_tutorial.train`` on the reference model, as the CLI and scripts call it, or
 (``--jupyter``) as the notebooks do: inside a Jupyter kernel, where `loop.use_xla` gives a CPU XLA
-only within `loop.XLA_KERNEL_BUDGET` (now 0: TensorFlow's kernels; the kernel is simulated by answering
-`loop.in_jupyter_kernel` with True; this process's one `train` call is its first).
+only for the kernel's first `loop.XLA_KERNEL_BUDGET` long runs (the kernel is simulated by answering
+`loop.in_jupyter_kernel` with True; this process's one `train` call is the kernel's first), or
+(``--jupyter --later``) as a kernel's later runs, once that budget is spent (TensorFlow's kernels).
 
 One ``train`` call for all epochs (its compiled epoch is traced once); the epoch time is the
 library's own public ``History.call_times`` entry for that compiled call. In ``--serve`` mode the
@@ -25,6 +26,8 @@ def main(argv=None) -> None:
 
     if args.jupyter:
         loop.in_jupyter_kernel = lambda: True
+        if args.later:
+            loop._xla_fits = loop.XLA_KERNEL_BUDGET  # as after the kernel's budgeted XLA runs
 
     family = it.MLPInferenceNetwork(peers.LATENT) if args.kind == "mlp" else it.ConvInferenceNetwork(peers.LATENT)
     decoder = it.BernoulliDecoder(peers.LATENT, kind=args.kind)
@@ -32,7 +35,8 @@ def main(argv=None) -> None:
     channel = peers.Channel(args)
     steps = args.epochs * (len(x) // peers.BATCH)
     xla = use_xla(None, family.trainable_variables + decoder.trainable_variables, steps)
-    where = "in a Jupyter kernel, as the notebooks call it" if args.jupyter else "as the CLI and scripts call it"
+    where = ("as the CLI and scripts call it" if not args.jupyter else
+             "in a Jupyter kernel, as the notebooks call it" + (", after its XLA budget" if args.later else ""))
     channel.ready("library", f"infernet_tutorial.train defaults ({where}): XLA {xla} "
                   f"(its choice for {steps:,} steps of this model)")
     if not channel.next_epoch():
