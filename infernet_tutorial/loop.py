@@ -97,12 +97,13 @@ def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = 
 
     On a CPU, XLA runs a dense model's step about twice as fast as TensorFlow's own kernels but
     compiles a few seconds longer (longer than a small model's whole run takes), and its
-    convolutions are many times slower than TensorFlow's (oneDNN) ones. XLA's compiled functions stay in memory for the life of the process (TensorFlow's
-    compilation cache never evicts): its compiler's code and state at first use (~200 MB), then each
-    XLA `fit` call's executable. A script makes a few `fit` calls; a notebook's kernel makes dozens,
-    so a kernel gets XLA for its first such run only (``XLA_KERNEL_BUDGET = 1``; in notebooks 01 and
-    02 the main training run), then TensorFlow's kernels (``jit_compile=True`` still gives XLA). With the
-    allocator settings of `startup` every notebook stays under its 1.5 GB so; without them it did not.
+    convolutions are many times slower than TensorFlow's (oneDNN) ones. XLA's compiled functions stay
+    in memory for the life of the process (TensorFlow's compilation cache never evicts): its
+    compiler's code and state at first use, then each XLA `fit` call's executable. A script makes a
+    few `fit` calls; a notebook's kernel makes dozens, so a kernel gets XLA for its first such run
+    only (``XLA_KERNEL_BUDGET = 1``; in notebooks 01 and 02 the main training run), then TensorFlow's
+    kernels (``jit_compile=True`` still gives XLA). With the allocator settings of `startup` every
+    notebook stays under its 1.5 GB so; without them it did not.
     benchmarks/results.md ("What limits the library's loop") holds the measurements.
     Without ``steps`` (an evaluation, not a training run) a CPU gets TensorFlow's kernels.
     """
@@ -112,7 +113,7 @@ def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = 
         return True
     if steps < XLA_MIN_STEPS or any(len(v.shape) > 2 for v in variables):
         return False
-    if sum(int(np.prod(v.shape)) for v in variables) < XLA_MIN_PARAMETERS:
+    if sum(v.shape.num_elements() for v in variables) < XLA_MIN_PARAMETERS:
         return False
     return not in_jupyter_kernel() or _xla_fits < XLA_KERNEL_BUDGET
 
