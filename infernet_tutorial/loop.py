@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from . import startup  # noqa: F401  (TensorFlow without its start-up lines; first)
 
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from .checkpoints import manager_resumed, step_of
 from .checks import check_positive_int, training_data
 from .memory import custom_gradient_names, drop_custom_gradients, return_free_memory
 from .progress import finish_bar, progress_bar
+from .startup import in_jupyter_kernel
 
 Objective = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -86,7 +86,7 @@ class History:
 XLA_MIN_STEPS = 1000  # about where XLA's extra compilation (~2 s) pays back on a CPU (benchmarks/results.md)
 XLA_MIN_PARAMETERS = 100_000  # smaller models' steps are too short for that compilation to pay back
 XLA_KERNEL_BUDGET = 1  # XLA-compiled `fit` calls that a Jupyter kernel's default choice allows (memory, see `use_xla`)
-_xla_fits = 0  # `fit` calls of this process compiled with XLA (`fit` counts them)
+xla_fits = 0  # `fit` calls of this process compiled with XLA (`fit` counts them; benchmarks set it to act as a later run)
 
 
 def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = (), steps: int = 0) -> bool:
@@ -115,14 +115,7 @@ def use_xla(jit_compile: bool | None = None, variables: Sequence[tf.Variable] = 
         return False
     if sum(v.shape.num_elements() for v in variables) < XLA_MIN_PARAMETERS:
         return False
-    return not in_jupyter_kernel() or _xla_fits < XLA_KERNEL_BUDGET
-
-
-def in_jupyter_kernel() -> bool:
-    """True inside a running Jupyter (IPython) kernel: a notebook, nbconvert, nbval."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return getattr(shell, "kernel", None) is not None
+    return not in_jupyter_kernel() or xla_fits < XLA_KERNEL_BUDGET
 
 
 def batch_rows(n: int, batch_size: int, steps_per_epoch: int, seed: int, step0: int, num: int) -> tf.Tensor:
@@ -209,8 +202,8 @@ def compiled_epoch(objective: Objective, variables, optimizer, *, seed: int, bin
 
 
 def _count_xla_fit(xla: bool) -> None:
-    global _xla_fits
-    _xla_fits += bool(xla)
+    global xla_fits
+    xla_fits += bool(xla)
 
 
 def _total_steps(epochs, steps, steps_per_epoch: int) -> int:

