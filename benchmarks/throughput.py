@@ -50,7 +50,7 @@ class Peer:
 
 
 LIBRARY = Peer("library", "infernet_tutorial.train in a script or the CLI (one compiled epoch per call)")
-LIBRARY_JUPYTER = Peer("library", "infernet_tutorial.train in a Jupyter kernel, its first long run (the notebooks' path)",
+LIBRARY_JUPYTER = Peer("library", "infernet_tutorial.train in a Jupyter kernel, its first XLA-eligible run (the notebooks' path)",
                        ("--jupyter",))
 LIBRARY_JUPYTER_LATER = Peer("library", "infernet_tutorial.train in a Jupyter kernel, a later run (XLA budget spent)",
                              ("--jupyter", "--later"))

@@ -125,6 +125,21 @@ def test_a_failing_peer_sits_out_the_later_rounds_and_the_others_go_on():
     assert len(records["A"]) == 4 and len(records["B"]) == 1 and errors == {"B": "exited with code 1"}
 
 
+def test_targets_are_judged_from_the_rows_and_flagged_on_a_busy_machine():
+    from benchmarks.common import Row
+    from benchmarks.throughput import LIBRARY, LIBRARY_JUPYTER
+
+    def row(name, value, per_cpu):
+        return Row("throughput_mlp", name, value, "img/s", extra={"img_per_cpu_second": per_cpu})
+
+    rows = [row(LIBRARY.label, 33_000, 16_000), row(LIBRARY_JUPYTER.label, 40_000, 20_000), row("JAX + optax", 32_000, 16_000)]
+    quiet, busy = cli.targets(rows), cli.targets(rows, busy=True)
+    assert quiet[0] == "- library / JAX + optax = **1.03x** (target >= 1.1x): NOT met (per CPU-second: 1.00x)"
+    assert quiet[1].endswith("= **1.25x** (target >= 1.1x): met (per CPU-second: 1.25x)") and "first XLA-eligible" in quiet[1]
+    assert busy[0].endswith("NOT met (busy machine: not reliable) (per CPU-second: 1.00x)")
+    assert "met (busy machine: not reliable)" in busy[1] and len(busy) == len(quiet) == 2
+
+
 def test_summary_is_the_median_of_the_epochs_after_warm_up():
     records = [{"images": 1000, "seconds": s, "cpu_seconds": 2 * s, "elbo": e}
                for s, e in ((10.0, -300.0), (0.5, -200.0), (0.25, -150.0), (1.0, -140.0))]
