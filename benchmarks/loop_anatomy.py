@@ -6,8 +6,9 @@ Builds the reference model (MLP inference network, Bernoulli decoder, d = 10, ba
 one compiled epoch (243 steps over the 24,345 shared training digits) of `loop.compiled_epoch` in
 variants: TensorFlow's kernels or XLA, Adam or plain SGD, with or without dynamic binarization, and,
 under XLA, with the loop's earlier choices put back (Philox for the binarization noise, a guard around
-the update inside the step: a `tf.cond`, or a `tf.where` select), and with TFP's own normal noise
-(the reparameterized sample of q) drawn by Threefry, which only a patch of TFP's internals can do.
+the update inside the step: a `tf.cond`, or a `tf.where` select; q's normal noise drawn by TFP's
+``q.sample``, whose unnamed generator the library's `objectives.reparameterized_sample` replaced by
+Philox: the same numbers), and with that noise drawn by Threefry instead (other numbers).
 Then it times the random numbers of a batch's binarization alone, per generator. Variants run in one process, interleaved round by round; the medians of
 images/s and images per CPU-second are printed. benchmarks/results.md quotes these figures in
 "What limits the library's loop".
@@ -40,17 +41,25 @@ def philox_noise():
 
 
 @contextlib.contextmanager
-def tfp_normal_threefry():
-    """While a variant is traced: TFP's normal noise (q.sample) drawn with Threefry. Measurement only:
-    TFP offers no public way to choose the generator, so this patches its internal `samplers` module."""
-    from tensorflow_probability.python.internal import samplers
+def q_noise(how: str):
+    """While a variant is traced: q's reparameterized sample drawn by TFP's ``q.sample`` (``"tfp"``, the
+    loop's earlier choice) or by Threefry (``"threefry"``) instead of Philox by name."""
+    import tensorflow as tf
 
-    normal = samplers.tf.random.stateless_normal
-    samplers.tf.random.stateless_normal = lambda *a, **k: normal(*a, alg="threefry", **k)
+    from infernet_tutorial import objectives
+
+    ours = objectives.reparameterized_sample
+
+    def threefry(q, n, seed):
+        base = q.distribution
+        eps = tf.random.stateless_normal(tf.concat([[n], tf.shape(base.loc)], 0), seed=seed, alg="threefry")
+        return eps * base.scale + base.loc
+
+    objectives.reparameterized_sample = (lambda q, n, seed: q.sample(n, seed=seed)) if how == "tfp" else threefry
     try:
         yield
     finally:
-        samplers.tf.random.stateless_normal = normal
+        objectives.reparameterized_sample = ours
 
 
 class Guarded:
@@ -143,9 +152,10 @@ def main(argv=None) -> None:
         with philox_noise() if philox else contextlib.nullcontext():
             epochs[name := f"XLA, Adam, binarized, {what}"] = whole_epoch(epoch_variant(True, True, True, guard))
             epochs[name]()  # traced inside the patch
-    with tfp_normal_threefry():
-        epochs[name := "XLA, Adam, binarized, TFP's normal noise by Threefry (patched)"] = whole_epoch(epoch_variant(True, True, True))
-        epochs[name]()
+    for how, what in (("tfp", "q's noise by q.sample (TFP's default)"), ("threefry", "q's noise by Threefry")):
+        with q_noise(how):
+            epochs[name := f"XLA, Adam, binarized, {what}"] = whole_epoch(epoch_variant(True, True, True))
+            epochs[name]()  # traced inside the patch
     print(f"one compiled epoch ({STEPS} steps of {BATCH}), median of {args.rounds} rounds; load {open('/proc/loadavg').read().split()[:3]}")
     for name, (wall, cpu) in race(epochs, args.rounds).items():
         print(f"  {name:60s} {STEPS * BATCH / wall:9,.0f} img/s {STEPS * BATCH / cpu:9,.0f} img per CPU-s")

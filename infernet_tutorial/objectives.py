@@ -21,7 +21,7 @@ from .checks import check_binary, check_data, check_positive_int
 tfd = tfp.distributions
 
 KL_CHOICES = ("analytic", "mc")
-__all__ = ["KL_CHOICES", "check_binary", "check_inputs", "check_kl", "elbo", "iwae_bound"]  # check_binary: re-exported
+__all__ = ["KL_CHOICES", "check_binary", "check_inputs", "check_kl", "elbo", "iwae_bound", "reparameterized_sample"]  # check_binary: re-exported
 
 
 def check_kl(kl: str) -> None:
@@ -54,6 +54,22 @@ def _seed(seed):
     return seed
 
 
+def reparameterized_sample(q: tfd.Distribution, n: int, seed) -> tf.Tensor:
+    """``n`` draws from ``q``: ``[n, b, d]``, differentiable in q's parameters; ``seed``: a stateless seed.
+
+    For the Gaussian families (an Independent Normal) this is TFP's own formula, ``eps * scale + loc``
+    with ``eps`` drawn by Philox named explicitly: the same numbers as ``q.sample(n, seed=seed)``, but
+    under XLA on a CPU TensorFlow's unnamed default generator compiles to a slower kernel
+    (benchmarks/results.md, loop anatomy). Any other q: ``q.sample``.
+    """
+    base = getattr(q, "distribution", None)
+    if not (isinstance(q, tfd.Independent) and isinstance(base, tfd.Normal)):
+        return q.sample(n, seed=seed)
+    loc, scale = tf.convert_to_tensor(base.loc), tf.convert_to_tensor(base.scale)
+    shape = tf.concat([[n], tf.broadcast_dynamic_shape(tf.shape(loc), tf.shape(scale))], axis=0)
+    return tf.random.stateless_normal(shape, seed=seed, dtype=loc.dtype, alg="philox") * scale + loc
+
+
 def elbo(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, kl: str = "analytic", num_samples: int = 1, seed=None) -> tf.Tensor:
     """Monte Carlo ELBO per data point (notebook 01): ``x: [b, D]`` -> ``[b]`` nats.
 
@@ -63,7 +79,7 @@ def elbo(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, kl: str = "an
     check_kl(kl)
     check_positive_int(num_samples, "num_samples")
     check_inputs(x, q, decoder, "elbo")
-    z = q.sample(num_samples, seed=_seed(seed))  # [S, b, d]
+    z = reparameterized_sample(q, num_samples, _seed(seed))  # [S, b, d]
     log_lik = decoder(z).log_prob(x)  # [S, b]
     if kl == "analytic":
         return tf.reduce_mean(log_lik, axis=0) - q.kl_divergence(prior)
@@ -83,7 +99,7 @@ def iwae_bound(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, k: int 
 
     def chunk_lse(i, s):
         """log sum_j w_j over the ``s`` samples of chunk ``i``: ``[b]``."""
-        z = q.sample(s, seed=tf.random.experimental.stateless_fold_in(seed, i))  # [s, b, d]
+        z = reparameterized_sample(q, s, tf.random.experimental.stateless_fold_in(seed, i))  # [s, b, d]
         log_w = decoder(z).log_prob(x) + prior.log_prob(z) - q.log_prob(z)  # [s, b]
         return tf.reduce_logsumexp(log_w, axis=0)
 
