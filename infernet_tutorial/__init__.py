@@ -6,9 +6,13 @@
     fit(objective, variables, ...)  the one training loop; train / infer_local / evaluate build on it
 
 Names are imported lazily, so ``python -m infernet_tutorial --help`` answers before TensorFlow loads.
+In a Jupyter kernel the package loads TensorFlow at once, through `startup`, so that a notebook's own
+``import tensorflow`` after ``import infernet_tutorial`` finds it loaded and prints no start-up lines.
 """
 import importlib as _importlib
 import os as _os
+
+from .settings import in_jupyter_kernel as _in_jupyter_kernel
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # fewer TensorFlow C++ start-up lines in notebooks
 
@@ -47,3 +51,7 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+if _in_jupyter_kernel():
+    from . import startup  # noqa: F401,E402  (TensorFlow, its start-up lines filtered: the docstring)

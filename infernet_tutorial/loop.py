@@ -31,7 +31,7 @@ from .checkpoints import manager_resumed, step_of
 from .checks import check_positive_int, training_data
 from .memory import custom_gradient_names, drop_custom_gradients, return_free_memory
 from .progress import finish_bar, progress_bar
-from .startup import in_jupyter_kernel
+from .settings import in_jupyter_kernel
 
 Objective = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 

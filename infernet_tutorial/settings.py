@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 DATA_DIR_ENV = "INFERNET_DATA_DIR"
 QUICK_ENV = "INFERNET_QUICK"
@@ -14,6 +15,13 @@ QUICK_ENV = "INFERNET_QUICK"
 def quick_mode() -> bool:
     """True when ``INFERNET_QUICK`` is set to 1/true/yes (case-insensitive); every notebook's setup cell asks."""
     return os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def in_jupyter_kernel() -> bool:
+    """True inside a running Jupyter (IPython) kernel: a notebook, nbconvert, nbval."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
 
 
 def pick(full, quick):

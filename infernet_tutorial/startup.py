@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .memory import map_large_allocations
+from .settings import in_jupyter_kernel
 
 STARTUP_NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
@@ -76,13 +77,6 @@ def hidden_module(name: str) -> Iterator[None]:
     finally:
         if sys.modules.get(name, 0) is None:
             del sys.modules[name]
-
-
-def in_jupyter_kernel() -> bool:
-    """True inside a running Jupyter (IPython) kernel: a notebook, nbconvert, nbval."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return getattr(shell, "kernel", None) is not None
 
 
 def choose_allocator() -> None:

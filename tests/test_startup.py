@@ -64,7 +64,7 @@ def test_onednn_is_on_unless_the_user_set_the_variable():
 
 FREE_PROBE = """
 import gc, os, sys, types, numpy as np
-if sys.argv[1] == "kernel":  # what `startup.in_jupyter_kernel` looks for: an IPython shell with a kernel
+if sys.argv[1] == "kernel":  # what `settings.in_jupyter_kernel` looks for: an IPython shell with a kernel
     sys.modules["IPython"] = types.SimpleNamespace(get_ipython=lambda: types.SimpleNamespace(kernel=object()))
 from infernet_tutorial import startup
 import tensorflow as tf
@@ -145,3 +145,31 @@ def test_tensorflow_loads_without_scikit_learn_which_still_imports_after():
     pytest.importorskip("sklearn")
     out = subprocess.run([sys.executable, "-c", SKLEARN_PROBE], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True", "BaseEstimator"]
+
+
+KERNEL_IMPORT_PROBE = """
+import sys, types
+if sys.argv[1] == "kernel":  # what `settings.in_jupyter_kernel` looks for: an IPython shell with a kernel
+    sys.modules["IPython"] = types.SimpleNamespace(get_ipython=lambda: types.SimpleNamespace(kernel=object()))
+import infernet_tutorial
+loaded = "tensorflow" in sys.modules
+import tensorflow as tf  # a notebook's own import, before any library call
+tf.zeros([2]).numpy()
+print(loaded)
+"""
+
+
+def test_in_a_kernel_the_package_loads_tensorflow_quietly_at_import_elsewhere_lazily():
+    """A notebook that imports the package and then TensorFlow itself sees no start-up lines (TensorFlow
+    writes them when it loads); a script still gets the lazy package (the CLI's --help needs no TensorFlow)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    kernel = subprocess.run([sys.executable, "-c", KERNEL_IMPORT_PROBE, "kernel"], env=env, capture_output=True, text=True, check=True)
+    assert kernel.stdout.split() == ["True"]
+    assert not startup.STARTUP_NOISE.search(kernel.stderr), kernel.stderr
+    script = subprocess.run([sys.executable, "-c", KERNEL_IMPORT_PROBE, "script"], env=env, capture_output=True, text=True, check=True)
+    assert script.stdout.split() == ["False"]
+    assert startup.STARTUP_NOISE.search(script.stderr)  # the lines the kernel case must not show

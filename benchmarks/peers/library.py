@@ -22,7 +22,7 @@ from benchmarks import peers
 
 
 def act_as_jupyter_kernel() -> None:
-    """Make `startup.in_jupyter_kernel` answer True: an ``IPython`` module whose shell has a kernel."""
+    """Make `settings.in_jupyter_kernel` answer True: an ``IPython`` module whose shell has a kernel."""
     ipython = types.ModuleType("IPython")
     shell = types.SimpleNamespace(kernel=object())
     ipython.get_ipython = lambda: shell
@@ -35,10 +35,10 @@ def main(argv=None) -> None:
     if args.jupyter:
         act_as_jupyter_kernel()
     import infernet_tutorial as it
-    from infernet_tutorial import loop, startup
+    from infernet_tutorial import loop, settings
     from infernet_tutorial.loop import use_xla
 
-    assert startup.in_jupyter_kernel() == args.jupyter
+    assert settings.in_jupyter_kernel() == args.jupyter
     if args.later:
         loop.xla_fits = loop.XLA_KERNEL_BUDGET  # as after the kernel's budgeted XLA runs
 
