@@ -11,11 +11,7 @@ import sys
 from tqdm import tqdm
 from tqdm.notebook import tqdm as notebook_tqdm
 
-
-def in_notebook() -> bool:
-    """True inside a Jupyter (ipykernel) kernel."""
-    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+from .settings import in_jupyter_kernel
 
 
 class NotebookBar(notebook_tqdm):
@@ -36,7 +32,7 @@ class NotebookBar(notebook_tqdm):
 def progress_bar(total: int, initial: int, desc: str, enabled: bool):
     """A bar over ``total`` steps starting at ``initial``; call `finish_bar` when done."""
     kwargs = dict(total=total, initial=initial, desc=desc, unit="step", leave=True, mininterval=0.5)
-    if enabled and in_notebook():
+    if enabled and in_jupyter_kernel():
         return NotebookBar(**kwargs)
     return tqdm(disable=not enabled, file=sys.stderr, **kwargs)
 

@@ -62,10 +62,14 @@ def test_onednn_is_on_unless_the_user_set_the_variable():
     assert probe("0") == ["0", "False"]
 
 
-FREE_PROBE = """
-import gc, os, sys, types, numpy as np
+KERNEL_OR_SCRIPT = """
+import sys, types
 if sys.argv[1] == "kernel":  # what `settings.in_jupyter_kernel` looks for: an IPython shell with a kernel
     sys.modules["IPython"] = types.SimpleNamespace(get_ipython=lambda: types.SimpleNamespace(kernel=object()))
+"""
+
+FREE_PROBE = KERNEL_OR_SCRIPT + """
+import gc, os, numpy as np
 from infernet_tutorial import startup
 import tensorflow as tf
 
@@ -147,10 +151,7 @@ def test_tensorflow_loads_without_scikit_learn_which_still_imports_after():
     assert out.stdout.split() == ["False", "True", "BaseEstimator"]
 
 
-KERNEL_IMPORT_PROBE = """
-import sys, types
-if sys.argv[1] == "kernel":  # what `settings.in_jupyter_kernel` looks for: an IPython shell with a kernel
-    sys.modules["IPython"] = types.SimpleNamespace(get_ipython=lambda: types.SimpleNamespace(kernel=object()))
+KERNEL_IMPORT_PROBE = KERNEL_OR_SCRIPT + """
 import infernet_tutorial
 loaded = "tensorflow" in sys.modules
 import tensorflow as tf  # a notebook's own import, before any library call
